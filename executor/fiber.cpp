@@ -1,0 +1,166 @@
+#include "executor/fiber.hpp"
+
+#include "executor/cancelled.hpp"
+#include "executor/stack_pool.hpp"
+#include "executor/wait_list.hpp"
+#include "runtime/scheduler.hpp"
+#include "runtime/worker.hpp"
+
+#include <cstdio>
+#include <memory>
+
+namespace fiberio::detail {
+
+struct Fiber::JoinWaiters {
+  std::mutex mutex;
+  WaitList list;
+};
+
+Fiber::Fiber(Scheduler& scheduler, std::string name)
+    : scheduler_(scheduler), name_(std::move(name)), joiners_(new JoinWaiters) {}
+
+Fiber::~Fiber() {
+  if (error_ && !error_observed_) {
+    try {
+      std::rethrow_exception(error_);
+    } catch (const Cancelled&) {
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "fiberio: fiber '%s' ended with an unobserved exception: %s\n", name_.c_str(), e.what());
+    } catch (...) {
+      std::fprintf(stderr, "fiberio: fiber '%s' ended with an unobserved exception\n", name_.c_str());
+    }
+  }
+  delete joiners_;
+}
+
+Fiber* Fiber::current() noexcept {
+  Worker* worker = Worker::current();
+  return worker ? worker->running() : nullptr;
+}
+
+std::uint64_t Fiber::prepare_wait() noexcept {
+  const std::uint64_t ticket = ticket_.load(std::memory_order_relaxed) + 1;
+  votes_.store(2, std::memory_order_relaxed);
+  ticket_.store(ticket, std::memory_order_seq_cst);
+  return ticket;
+}
+
+bool Fiber::wake(std::uint64_t ticket, WakeReason why) noexcept {
+  std::uint64_t expected = ticket;
+  if (!ticket_.compare_exchange_strong(expected, ticket + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    return false;
+  }
+  reason_.store(why, std::memory_order_relaxed);
+  if (votes_.fetch_sub(1, std::memory_order_acq_rel) == 1) scheduler_.schedule(this);
+  return true;
+}
+
+WakeReason Fiber::suspend(std::uint64_t ticket) noexcept {
+  if (cancel_pending_.load(std::memory_order_seq_cst)) wake(ticket, WakeReason::cancelled);
+  exit_ = Exit::waiting;
+  switch_to_worker();
+  const WakeReason why = reason_.load(std::memory_order_relaxed);
+  if (why == WakeReason::cancelled) cancel_pending_.store(false, std::memory_order_relaxed);
+  return why;
+}
+
+void Fiber::yield_now() noexcept {
+  exit_ = Exit::yielding;
+  switch_to_worker();
+}
+
+void Fiber::request_cancel() noexcept {
+  cancel_pending_.store(true, std::memory_order_seq_cst);
+  const std::uint64_t ticket = ticket_.load(std::memory_order_seq_cst);
+  if (ticket & 1) wake(ticket, WakeReason::cancelled);
+}
+
+void Fiber::wait_finished_blocking() const noexcept {
+  while (!finished_.load(std::memory_order_acquire)) finished_.wait(false, std::memory_order_acquire);
+}
+
+void Fiber::wait_finished() {
+  std::unique_lock lock(joiners_->mutex);
+  while (!finished()) throw_if_cancelled(park_on(joiners_->list, lock));
+}
+
+bool Fiber::wait_finished_until(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(joiners_->mutex);
+  while (!finished()) {
+    const WakeReason why = park_on(joiners_->list, lock, deadline);
+    throw_if_cancelled(why);
+    if (why == WakeReason::timeout) return finished();
+  }
+  return true;
+}
+
+void Fiber::create_context() {
+  const std::size_t size = scheduler_.config().stack_size;
+  boost::context::stack_context stack = StackPool::local().allocate(size);
+  stack_ = StackBounds{static_cast<char*>(stack.sp) - stack.size, stack.size};
+  tsan_fiber_ = tsan_create();
+  context_ = boost::context::fiber(std::allocator_arg, boost::context::preallocated(stack.sp, stack.size, stack),
+                                   PooledStackAllocator{size}, [this](boost::context::fiber&& worker) {
+                                     finish_switch(nullptr);
+                                     return_context_ = std::move(worker);
+                                     execute();
+                                     exit_ = Exit::finished;
+                                     Worker* w = Worker::current();
+                                     start_switch(nullptr, w->thread_stack());  // this stack is dying
+                                     tsan_switch_to(w->tsan_context());
+                                     return std::move(return_context_);
+                                   });
+}
+
+void Fiber::execute() noexcept {
+  try {
+    if (take_cancel()) throw Cancelled{};  // cancelled before it ever ran
+    run();
+  } catch (...) {
+    error_ = std::current_exception();
+  }
+}
+
+void Fiber::switch_to_worker() noexcept {
+  Worker* w = Worker::current();
+  start_switch(&asan_fake_stack_, w->thread_stack());
+  tsan_switch_to(w->tsan_context());
+  return_context_ = std::move(return_context_).resume();
+  finish_switch(asan_fake_stack_);
+}
+
+void Fiber::after_switch_out(Worker& worker) noexcept {
+  switch (exit_) {
+    case Exit::waiting:
+      if (votes_.fetch_sub(1, std::memory_order_acq_rel) == 1) scheduler_.schedule(this);
+      return;
+    case Exit::yielding:
+      worker.push_local(this, false);
+      return;
+    case Exit::finished:
+      tsan_destroy(tsan_fiber_);
+      tsan_fiber_ = nullptr;
+      complete();
+      scheduler_.on_finished(this);
+      release();  // the scheduler's reference
+      return;
+  }
+}
+
+void Fiber::complete() noexcept {
+  {
+    std::lock_guard lock(joiners_->mutex);
+    finished_.store(true, std::memory_order_release);
+    joiners_->list.wake_all();
+  }
+  finished_.notify_all();
+}
+
+void Fiber::abandon() noexcept {
+  error_ = std::make_exception_ptr(Cancelled{});
+  error_observed_ = true;
+  complete();
+  release();
+}
+
+}  // namespace fiberio::detail

@@ -1,0 +1,132 @@
+// executor/fiber.hpp — a stackful fiber: its Boost.Context context, its wait protocol and its lifetime.
+//
+// Lifetime: intrusively reference counted. The scheduler holds one reference until the fiber finishes,
+// a JoinHandle one, a pending timer one; the fiber is deleted by the last release(), on any thread.
+//
+// Wait protocol (the defence against lost and double wake-ups; docs/design.md walks through it):
+//  1. The fiber opens a wait: prepare_wait() makes `ticket_` odd and sets two resume votes.
+//  2. It publishes (this, ticket) to whoever may wake it (an I/O source, a timer, a wait list), under
+//     that party's lock, then calls suspend(ticket).
+//  3. Any number of parties race wake(ticket, reason); one compare-exchange on `ticket_` picks exactly one
+//     winner, stale tickets (from an older wait) always lose. The winner records the reason and votes.
+//  4. The worker that switched the fiber out votes once the switch is complete. Whoever casts the second
+//     vote makes the fiber runnable, so a fiber is never queued while still running on its stack.
+// Thread-safety: wake(), request_cancel(), add_ref()/release() from any thread; everything else only from
+// the fiber itself or from the worker currently running it.
+#pragma once
+
+#include "executor/sanitizer.hpp"
+
+#include <boost/context/fiber.hpp>
+
+#include <chrono>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <string>
+
+namespace fiberio::detail {
+
+class Scheduler;
+class Worker;
+
+enum class WakeReason : std::uint8_t { notified, timeout, cancelled };
+
+class Fiber {
+ public:
+  Fiber(Scheduler& scheduler, std::string name);
+  virtual ~Fiber();
+  Fiber(const Fiber&) = delete;
+  Fiber& operator=(const Fiber&) = delete;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // --- the wait protocol (see the header comment) ---
+  std::uint64_t prepare_wait() noexcept;
+  // Called by any thread: true if this call won the wait identified by `ticket`.
+  bool wake(std::uint64_t ticket, WakeReason why) noexcept;
+  // Called by the fiber itself: switches out until the wait is won; returns why. Does not throw.
+  WakeReason suspend(std::uint64_t ticket) noexcept;
+  // prepare_wait + suspend with nothing published: used to yield after queueing itself elsewhere.
+  void yield_now() noexcept;
+
+  // --- cancellation ---
+  // Any thread: the fiber's current or next suspension throws fiberio::Cancelled (once).
+  void request_cancel() noexcept;
+  // The fiber: true (and the request consumed) if a cancellation is pending.
+  bool take_cancel() noexcept { return cancel_pending_.exchange(false, std::memory_order_acq_rel); }
+
+  // --- completion ---
+  bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+  // Blocks the calling thread (not a fiber) until the fiber has finished.
+  void wait_finished_blocking() const noexcept;
+  // The calling fiber suspends until this fiber has finished. Throws Cancelled.
+  void wait_finished();
+  // Likewise, but gives up at `deadline`; true if finished. Throws Cancelled.
+  bool wait_finished_until(std::chrono::steady_clock::time_point deadline);
+  // The flag a caller-driven worker loop watches.
+  const std::atomic<bool>& finished_flag() const noexcept { return finished_; }
+  // The exception the fiber ended with, if any; taking it marks it observed (else the destructor reports it).
+  std::exception_ptr take_error() noexcept {
+    error_observed_ = true;
+    return error_;
+  }
+  // For a fiber that will never run (submitted after its runtime stopped): finishes it as cancelled.
+  void abandon() noexcept;
+
+  const std::string& name() const noexcept { return name_; }
+  Scheduler& scheduler() const noexcept { return scheduler_; }
+
+  // The fiber running on this thread, or nullptr on a plain thread or a worker's own stack.
+  static Fiber* current() noexcept;
+
+  // Index of the worker this fiber belongs to (where it runs next when woken from another thread).
+  std::uint32_t worker_index = 0;
+  // Ready I/O operations left in this turn before the fiber must yield (cooperative budget).
+  std::uint32_t io_budget = 0;
+  // Intrusive links for the scheduler's registry of live fibers.
+  Fiber* registry_prev = nullptr;
+  Fiber* registry_next = nullptr;
+
+ protected:
+  // Runs the fiber's body; exceptions escape to the caller, which stores them.
+  virtual void run() = 0;
+
+ private:
+  friend class Worker;
+  enum class Exit : std::uint8_t { waiting, yielding, finished };
+
+  void create_context();
+  void switch_to_worker() noexcept;
+  void execute() noexcept;
+  void complete() noexcept;
+  // The worker, after the switch out completed.
+  void after_switch_out(Worker& worker) noexcept;
+
+  Scheduler& scheduler_;
+  std::string name_;
+  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<std::uint64_t> ticket_{0};  // odd while a wait is open
+  std::atomic<std::uint32_t> votes_{0};
+  std::atomic<WakeReason> reason_{WakeReason::notified};
+  std::atomic<bool> cancel_pending_{false};
+  mutable std::atomic<bool> finished_{false};
+  std::exception_ptr error_;
+  bool error_observed_ = false;
+  Exit exit_ = Exit::waiting;
+
+  boost::context::fiber context_;    // where this fiber resumes; empty before the first run and after the last
+  boost::context::fiber return_context_;  // where the fiber returns to: the worker that resumed it last
+  StackBounds stack_;
+  void* asan_fake_stack_ = nullptr;
+  void* tsan_fiber_ = nullptr;
+
+  struct JoinWaiters;
+  JoinWaiters* joiners_ = nullptr;  // fibers waiting in wait_finished(), created on first use
+};
+
+}  // namespace fiberio::detail

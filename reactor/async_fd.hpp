@@ -1,0 +1,94 @@
+// reactor/async_fd.hpp — async-io's Async<T> for fibers: owns a non-blocking fd and lets the calling
+// fiber wait until it is readable or writable, with an optional deadline. Sockets, pipes, eventfds,
+// timerfds and terminals all go through it.
+//
+//   fiberio::AsyncFd pipe_end{fd};
+//   auto n = pipe_end.read(buffer);             // suspends the fiber, not the thread, until data comes
+//   if (!n) log(n.error().message());           // errors are values; 0 means end of file
+//
+// The fd is registered lazily, on the first wait, with the reactor of the worker running the fiber; it
+// stays there if the fiber later runs elsewhere (docs/design.md, "I/O across workers").
+// Errors: std::expected<T, std::error_code>; a deadline gives std::errc::timed_out; cancellation throws
+// fiberio::Cancelled. Each ready operation counts against the fiber's I/O budget (it yields when spent).
+// Thread-safety: one AsyncFd may be read by one fiber and written by another at the same time; several
+// fibers waiting in the same direction are all woken by an event and retry.
+#pragma once
+
+#include "executor/cancelled.hpp"
+#include "executor/this_fiber.hpp"
+#include "reactor/backend.hpp"
+#include "reactor/io_source.hpp"
+#include "reactor/timer_heap.hpp"
+
+#include <cerrno>
+#include <cstddef>
+#include <expected>
+#include <optional>
+#include <span>
+#include <system_error>
+
+namespace fiberio {
+
+using Deadline = detail::Deadline;
+
+class AsyncFd {
+ public:
+  AsyncFd() = default;
+  // Adopts `fd` and makes it non-blocking.
+  explicit AsyncFd(int fd);
+  ~AsyncFd() { close(); }
+  AsyncFd(AsyncFd&& other) noexcept;
+  AsyncFd& operator=(AsyncFd&& other) noexcept;
+  AsyncFd(const AsyncFd&) = delete;
+  AsyncFd& operator=(const AsyncFd&) = delete;
+
+  int fd() const noexcept { return fd_; }
+  bool is_open() const noexcept { return fd_ >= 0; }
+  // Deregisters and closes; fibers waiting on it wake and see EBADF.
+  void close() noexcept;
+  // Deregisters and gives the fd back to the caller, still open.
+  int release() noexcept;
+
+  std::expected<void, std::error_code> readable(std::optional<Deadline> deadline = {});
+  std::expected<void, std::error_code> writable(std::optional<Deadline> deadline = {});
+
+  std::expected<std::size_t, std::error_code> read(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
+  std::expected<std::size_t, std::error_code> write(std::span<const std::byte> buffer,
+                                                    std::optional<Deadline> deadline = {});
+
+  // Runs `op` (a syscall wrapper that returns a negative value and sets errno on failure) until it stops
+  // failing with EAGAIN, parking on `direction` in between. The building block of every net operation.
+  template <class Op>
+  auto io(Interest direction, Op&& op, std::optional<Deadline> deadline = {})
+      -> std::expected<decltype(op()), std::error_code> {
+    if (auto ec = ensure_registered()) return std::unexpected(ec);
+    for (;;) {
+      const auto snapshot = readiness(direction);
+      if (snapshot.ready) {
+        auto result = op();
+        if (result >= 0) {
+          detail::consume_budget();
+          return result;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return std::unexpected(std::error_code(errno, std::generic_category()));
+      }
+      if (auto ec = wait(direction, snapshot.epoch, deadline)) return std::unexpected(ec);
+    }
+  }
+
+ private:
+  struct Snapshot {
+    std::uint32_t epoch;
+    bool ready;
+  };
+  std::error_code ensure_registered();
+  std::expected<void, std::error_code> ready(Interest direction, std::optional<Deadline> deadline);
+  Snapshot readiness(Interest direction) noexcept;
+  // Parks until an event newer than `epoch`; errc::timed_out at the deadline; throws Cancelled.
+  std::error_code wait(Interest direction, std::uint32_t epoch, std::optional<Deadline> deadline);
+
+  int fd_ = -1;
+  detail::SourceHandle source_;
+};
+
+}  // namespace fiberio

@@ -1,0 +1,58 @@
+// reactor/backend.hpp — the interface between a reactor and an OS poller (epoll, poll, io_uring, or yours).
+//
+// Contract ("edge" semantics, so every backend can be cheap):
+//  - add(fd, token) starts watching fd; remove(fd) stops. Events carry the token given to add().
+//  - arm(fd, token, interest) asks for at least one event once fd is, or becomes, ready in `interest`.
+//    Backends that watch continuously (epoll edge-triggered) ignore it; one-shot backends (poll) need it.
+//    It returns true when a thread blocked in wait() must be interrupted to see the new interest.
+//  - wait() blocks up to `timeout` (nullopt: no limit; zero: just look) and fills `out`; it may report
+//    spurious events, so callers must retry the operation rather than trust an event.
+// Thread-safety: add/arm/remove may be called from any thread while another thread is in wait();
+// wait() is called by one thread at a time (the reactor's owner).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <system_error>
+
+namespace fiberio {
+
+// Directions a waiter cares about.
+enum class Interest : std::uint8_t { none = 0, read = 1, write = 2, both = 3 };
+constexpr Interest operator|(Interest a, Interest b) {
+  return static_cast<Interest>(static_cast<std::uint8_t>(a) | static_cast<std::uint8_t>(b));
+}
+constexpr bool has(Interest set, Interest bit) {
+  return (static_cast<std::uint8_t>(set) & static_cast<std::uint8_t>(bit)) != 0;
+}
+
+// One readiness report.
+struct ReadinessEvent {
+  std::uint64_t token = 0;
+  bool readable = false;
+  bool writable = false;
+};
+
+enum class BackendKind : std::uint8_t { automatic, epoll, poll, io_uring };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::error_code add(int fd, std::uint64_t token) = 0;
+  virtual bool arm(int fd, std::uint64_t token, Interest interest) = 0;
+  virtual void remove(int fd) = 0;
+  virtual std::size_t wait(std::span<ReadinessEvent> out, std::optional<std::chrono::nanoseconds> timeout) = 0;
+};
+
+// A backend of the given kind; `automatic` picks the best available (epoll on Linux).
+// Returns an error if that kind is not built in or the OS refuses it.
+std::unique_ptr<Backend> make_backend(BackendKind kind, std::error_code& error);
+
+std::string_view to_string(BackendKind kind);
+
+}  // namespace fiberio

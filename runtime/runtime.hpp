@@ -1,0 +1,114 @@
+// runtime/runtime.hpp — the public entry point: a pool of worker threads, each with its own reactor and
+// timers, running fibers.
+//
+//   fiberio::Runtime rt{fiberio::Config{.threads = 4}};
+//   auto h = rt.spawn([] { fiberio::sleep_for(10ms); return 1; });
+//   int one = h.join();                       // from main: blocks this thread
+//   int two = rt.block_on([] { return 2; });  // runs a fiber and waits for it
+//
+// spawn() works from any thread; inside a fiber, fiberio::spawn() uses the runtime the fiber runs on.
+// block_on() from a plain thread blocks that thread; from a fiber of this runtime it is a nested run
+// (spawn + join, the calling fiber suspends, the worker keeps running): it never deadlocks.
+// fiberio::block_on() (free function) drives a one-worker runtime on the calling thread itself, like
+// async-io's block_on; calling it from a fiber is an error (std::logic_error), as it would stall a worker.
+// Shutdown (shutdown() or the destructor) cancels every fiber, repeatedly, until all have unwound, then
+// joins the workers. Thread-safety: every member may be called from any thread.
+#pragma once
+
+#include "executor/join_handle.hpp"
+#include "runtime/config.hpp"
+#include "runtime/scheduler.hpp"
+#include "runtime/stats.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace fiberio {
+
+struct SpawnOptions {
+  std::string name;                      // shown in error reports
+  std::optional<std::uint32_t> worker;  // place on this worker (modulo the thread count)
+};
+
+namespace detail {
+
+template <class F>
+using SpawnResult = std::invoke_result_t<std::decay_t<F>&>;
+
+template <class F>
+JoinHandle<SpawnResult<F>> spawn_on(Scheduler& scheduler, F&& fn, SpawnOptions options) {
+  using R = SpawnResult<F>;
+  auto* task = new Task<R, std::decay_t<F>>(scheduler, std::move(options.name), std::forward<F>(fn));
+  task->add_ref();  // the handle's reference; the scheduler keeps the initial one
+  scheduler.submit(task, options.worker);
+  return JoinHandle<R>(task);
+}
+
+// The scheduler of the fiber or worker running on this thread; throws std::logic_error elsewhere.
+Scheduler& current_scheduler();
+
+}  // namespace detail
+
+class Runtime {
+ public:
+  explicit Runtime(Config config = Config{});  // throws std::invalid_argument, std::system_error
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  template <class F>
+  JoinHandle<detail::SpawnResult<F>> spawn(F&& fn, SpawnOptions options = {}) {
+    return detail::spawn_on(*scheduler_, std::forward<F>(fn), std::move(options));
+  }
+
+  template <class F>
+  JoinHandle<detail::SpawnResult<F>> spawn_on(std::uint32_t worker, F&& fn) {
+    return detail::spawn_on(*scheduler_, std::forward<F>(fn), SpawnOptions{{}, worker});
+  }
+
+  template <class F>
+  detail::SpawnResult<F> block_on(F&& fn) {
+    return spawn(std::forward<F>(fn), SpawnOptions{"block_on", std::nullopt}).join();
+  }
+
+  // Cancels all fibers, waits until they have unwound, joins the workers. Idempotent. Must not be
+  // called from one of this runtime's fibers.
+  void shutdown();
+
+  const Config& config() const noexcept { return scheduler_->config(); }
+  std::vector<WorkerStats> stats() const { return scheduler_->stats(); }
+  std::size_t live_fibers() const noexcept { return scheduler_->live_fibers(); }
+
+ private:
+  std::unique_ptr<detail::Scheduler> scheduler_;
+};
+
+// Spawns on the runtime of the calling fiber. Throws std::logic_error outside a fiber.
+template <class F>
+JoinHandle<detail::SpawnResult<F>> spawn(F&& fn, SpawnOptions options = {}) {
+  return detail::spawn_on(detail::current_scheduler(), std::forward<F>(fn), std::move(options));
+}
+
+// Runs `fn` as a fiber on a one-worker runtime driven by the calling thread, until it returns; then
+// cancels and unwinds whatever fibers it left behind, and returns fn's result (or rethrows).
+template <class F>
+detail::SpawnResult<F> block_on(F&& fn, Config config = Config{.threads = 1}) {
+  if (detail::Fiber::current()) {
+    throw std::logic_error("fiberio::block_on called from a fiber: use spawn(...).join() instead");
+  }
+  config.threads = 1;
+  detail::Scheduler scheduler(config, /*caller_driven=*/true);
+  using R = detail::SpawnResult<F>;
+  auto* task = new detail::Task<R, std::decay_t<F>>(scheduler, "block_on", std::forward<F>(fn));
+  task->add_ref();
+  JoinHandle<R> handle(task);
+  scheduler.submit(task, 0);
+  scheduler.drive(task->finished_flag());
+  scheduler.shutdown();
+  return handle.join();
+}
+
+}  // namespace fiberio
