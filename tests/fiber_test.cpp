@@ -1,0 +1,194 @@
+// Fibers: spawn/join, results and exceptions across join, yield, sleep, names, block_on, cancellation.
+#include <doctest/doctest.h>
+
+#include "executor/stack_pool.hpp"
+#include "fiberio.hpp"
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+TEST_CASE("100,000 fibers spawned and joined") {
+  const std::size_t total = fiberio::block_on([] {
+    std::vector<fiberio::JoinHandle<std::size_t>> handles;
+    handles.reserve(100'000);
+    for (std::size_t i = 0; i < 100'000; ++i) handles.push_back(fiberio::spawn([i] { return i; }));
+    std::size_t sum = 0;
+    for (auto& h : handles) sum += h.join();
+    return sum;
+  });
+  CHECK(total == 100'000ull * 99'999 / 2);
+}
+
+TEST_CASE("100,000 fibers across 2 workers, joined from main") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  std::vector<fiberio::JoinHandle<int>> handles;
+  for (int i = 0; i < 100'000; ++i) handles.push_back(rt.spawn([] { return 1; }));
+  int sum = 0;
+  for (auto& h : handles) sum += h.join();
+  CHECK(sum == 100'000);
+}
+
+TEST_CASE("an exception crosses join") {
+  fiberio::block_on([] {
+    auto h = fiberio::spawn([]() -> int { throw std::runtime_error("boom"); });
+    CHECK_THROWS_WITH_AS(h.join(), "boom", std::runtime_error);
+  });
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  auto h = rt.spawn([] { throw std::out_of_range("from a worker"); });
+  CHECK_THROWS_AS(h.join(), std::out_of_range);  // joined from a plain thread
+}
+
+TEST_CASE("join of a moved-from or joined handle is a logic error") {
+  fiberio::block_on([] {
+    auto h = fiberio::spawn([] { return 1; });
+    CHECK(h.join() == 1);
+    CHECK_FALSE(h.joinable());
+    CHECK_THROWS_AS(h.join(), std::logic_error);
+  });
+}
+
+TEST_CASE("yield interleaves fibers of one worker") {
+  std::string trace = fiberio::block_on([] {
+    std::string out;
+    auto a = fiberio::spawn([&] {
+      for (int i = 0; i < 3; ++i) {
+        out += 'a';
+        fiberio::yield();
+      }
+    });
+    auto b = fiberio::spawn([&] {
+      for (int i = 0; i < 3; ++i) {
+        out += 'b';
+        fiberio::yield();
+      }
+    });
+    a.join();
+    b.join();
+    return out;
+  });
+  CHECK(trace == "ababab");
+}
+
+TEST_CASE("sleep_for sleeps at least as long as asked, and not absurdly longer") {
+  fiberio::block_on([] {
+    for (auto d : {1ms, 5ms, 20ms}) {
+      const auto start = fiberio::Clock::now();
+      fiberio::sleep_for(d);
+      const auto slept = fiberio::Clock::now() - start;
+      CHECK(slept >= d);
+      CHECK(slept < d + 500ms);  // generous: this machine is shared, this is no speed test
+    }
+  });
+}
+
+TEST_CASE("sleeping fibers wake in deadline order") {
+  std::vector<int> order = fiberio::block_on([] {
+    std::vector<int> out;
+    std::vector<fiberio::JoinHandle<void>> hs;
+    for (int ms : {30, 10, 20, 0}) {
+      hs.push_back(fiberio::spawn([&out, ms] {
+        fiberio::sleep_for(std::chrono::milliseconds(ms));
+        out.push_back(ms);
+      }));
+    }
+    for (auto& h : hs) h.join();
+    return out;
+  });
+  CHECK(order == std::vector<int>{0, 10, 20, 30});
+}
+
+TEST_CASE("fibers have names") {
+  fiberio::block_on([] {
+    auto h = fiberio::spawn([] { return std::string(fiberio::this_fiber::name()); }, {.name = "acceptor"});
+    CHECK(h.name() == "acceptor");
+    CHECK(h.join() == "acceptor");
+  });
+  CHECK(fiberio::this_fiber::name().empty());
+  CHECK_FALSE(fiberio::this_fiber::in_fiber());
+}
+
+TEST_CASE("block_on from a fiber is an error; Runtime::block_on from a fiber is a nested run") {
+  fiberio::block_on([] { CHECK_THROWS_AS(fiberio::block_on([] { return 1; }), std::logic_error); });
+  fiberio::Runtime rt{fiberio::Config{.threads = 1}};
+  const int v = rt.block_on([&rt] { return rt.block_on([] { return 7; }) + 1; });  // one worker: no deadlock
+  CHECK(v == 8);
+}
+
+TEST_CASE("cancel a sleeping fiber: it unwinds with Cancelled and its destructors run") {
+  fiberio::block_on([] {
+    std::atomic<bool> destroyed{false};
+    struct Guard {
+      std::atomic<bool>& flag;
+      ~Guard() { flag = true; }
+    };
+    auto h = fiberio::spawn([&] {
+      Guard g{destroyed};
+      fiberio::sleep_for(1h);
+    });
+    fiberio::sleep_for(1ms);
+    h.cancel();
+    CHECK_THROWS_AS(h.join(), fiberio::Cancelled);
+    CHECK(destroyed);
+  });
+}
+
+TEST_CASE("cancellation is delivered once: a fiber that catches it may still wait") {
+  fiberio::block_on([] {
+    auto h = fiberio::spawn([] {
+      try {
+        fiberio::sleep_for(1h);
+      } catch (const fiberio::Cancelled&) {
+      }
+      fiberio::sleep_for(1ms);  // cleanup that waits still works
+      return 5;
+    });
+    fiberio::yield();
+    h.cancel();
+    CHECK(h.join() == 5);
+  });
+}
+
+TEST_CASE("a fiber cancelled before it starts never runs its body") {
+  fiberio::block_on([] {
+    bool ran = false;
+    auto h = fiberio::spawn([&] { ran = true; });
+    h.cancel();
+    CHECK_THROWS_AS(h.join(), fiberio::Cancelled);
+    CHECK_FALSE(ran);
+  });
+}
+
+TEST_CASE("with stack pool warm, stacks are reused and trimmed") {
+  fiberio::block_on([] {
+    for (int round = 0; round < 3; ++round) {
+      std::vector<fiberio::JoinHandle<void>> hs;
+      for (int i = 0; i < 50; ++i) hs.push_back(fiberio::spawn([] { fiberio::yield(); }));
+      for (auto& h : hs) h.join();
+    }
+  });
+  // block_on ran on this thread, so its stacks came back to this thread's pool.
+  auto& pool = fiberio::detail::StackPool::local();
+  REQUIRE(pool.cached() >= 2);
+  pool.trim();  // the pool was busy since the last trim: frees only what stayed unused throughout
+  const std::size_t idle = pool.cached();
+  pool.trim();  // nothing used in between: half of the idle stacks go back to the system
+  CHECK(pool.cached() < idle);
+  const std::size_t mapped = fiberio::detail::StackPool::live_mappings();
+  pool.trim();
+  CHECK(fiberio::detail::StackPool::live_mappings() < mapped);
+}
+
+TEST_CASE("shutdown leaves no fiber stack mapped") {
+  const std::size_t before = fiberio::detail::StackPool::live_mappings();
+  {
+    fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+    for (int i = 0; i < 200; ++i) rt.spawn([] { fiberio::sleep_for(1h); }).detach();
+    std::this_thread::sleep_for(20ms);
+  }  // worker threads exit: their pools unmap what they cached
+  CHECK(fiberio::detail::StackPool::live_mappings() == before);
+}
