@@ -55,7 +55,8 @@ AsyncFd::Snapshot AsyncFd::readiness(Interest direction) noexcept {
 }
 
 std::error_code AsyncFd::wait(Interest direction, std::uint32_t epoch, std::optional<Deadline> deadline) {
-  switch (source_.reactor->wait_ready(source_, direction, epoch, deadline)) {
+  const detail::SourceHandle source = source_;  // close() may reset source_ while we are parked
+  switch (source.reactor->wait_ready(source, direction, epoch, deadline)) {
     case detail::WakeReason::notified: return {};
     case detail::WakeReason::timeout: return std::make_error_code(std::errc::timed_out);
     case detail::WakeReason::cancelled: throw Cancelled{};
@@ -73,6 +74,7 @@ std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::opt
       if (::poll(&probe, 1, 0) > 0) return {};
     }
     if (auto ec = wait(direction, snapshot.epoch, deadline)) return std::unexpected(ec);
+    if (!source_) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
   }
 }
 

@@ -11,7 +11,9 @@
 // Errors: std::expected<T, std::error_code>; a deadline gives std::errc::timed_out; cancellation throws
 // fiberio::Cancelled. Each ready operation counts against the fiber's I/O budget (it yields when spent).
 // Thread-safety: one AsyncFd may be read by one fiber and written by another at the same time; several
-// fibers waiting in the same direction are all woken by an event and retry.
+// fibers waiting in the same direction are all woken by an event and retry. close()/release() while
+// other fibers wait on it is allowed from a fiber of the same worker (they wake with EBADF); from another
+// thread it is a data race: interrupt with ::shutdown(fd) or cancel the waiting fiber instead.
 #pragma once
 
 #include "executor/cancelled.hpp"
@@ -73,6 +75,7 @@ class AsyncFd {
         if (errno != EAGAIN && errno != EWOULDBLOCK) return std::unexpected(std::error_code(errno, std::generic_category()));
       }
       if (auto ec = wait(direction, snapshot.epoch, deadline)) return std::unexpected(ec);
+      if (!source_) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
     }
   }
 

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -19,6 +21,9 @@ struct Config {
   // woke them.
   bool work_stealing = true;
   BackendKind backend = BackendKind::automatic;
+  // Plugs in a user-written backend: when set, each worker gets the backend this returns and `backend`
+  // is ignored.
+  std::function<std::unique_ptr<Backend>()> backend_factory{};
   // Usable bytes per fiber stack. 64 KiB holds typical network code (deep recursion or big arrays on the
   // stack need more) while 10,000 idle connections stay under ~100 MiB of touched memory; sanitizer
   // builds use 4x because instrumented frames are larger.

@@ -29,8 +29,8 @@
 namespace fiberio {
 
 struct SpawnOptions {
-  std::string name;                      // shown in error reports
-  std::optional<std::uint32_t> worker;  // place on this worker (modulo the thread count)
+  std::string name{};                    // shown in error reports
+  std::optional<std::uint32_t> worker{};  // place on this worker (modulo the thread count)
 };
 
 namespace detail {

@@ -21,7 +21,7 @@ Scheduler::Scheduler(Config config, bool caller_driven)
   workers_.reserve(config_.threads);
   for (std::uint32_t i = 0; i < config_.threads; ++i) {
     std::error_code ec;
-    auto backend = make_backend(config_.backend, ec);
+    auto backend = config_.backend_factory ? config_.backend_factory() : make_backend(config_.backend, ec);
     if (!backend) {
       throw std::system_error(ec, "fiberio: backend '" + std::string(to_string(config_.backend)) + "' unavailable");
     }

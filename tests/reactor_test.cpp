@@ -1,0 +1,255 @@
+// Reactor: fd waits through AsyncFd on every backend, deadlines, cancellation, several waiters,
+// deregistration, the wake channel, and a user-supplied backend.
+#include <doctest/doctest.h>
+
+#include "backends.hpp"
+#include "fiberio.hpp"
+#include "reactor/poll_backend.hpp"
+#include "reactor/wake_channel.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Pipe {
+  fiberio::AsyncFd read_end, write_end;
+};
+
+Pipe make_pipe() {
+  int fds[2];
+  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+  return Pipe{fiberio::AsyncFd(fds[0]), fiberio::AsyncFd(fds[1])};
+}
+
+std::span<const std::byte> bytes(const std::vector<unsigned char>& v) { return std::as_bytes(std::span(v)); }
+
+}  // namespace
+
+TEST_CASE("pipe I/O through AsyncFd: 4 MiB in both fibers' pieces arrive intact") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 2, .backend = kind}};
+    rt.block_on([] {
+      Pipe p = make_pipe();
+      constexpr std::size_t kTotal = 4 << 20;
+      auto writer = fiberio::spawn([&] {
+        std::vector<unsigned char> chunk(64 * 1024);
+        std::size_t sent = 0;
+        while (sent < kTotal) {
+          for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<unsigned char>((sent + i) * 31);
+          auto rest = bytes(chunk);
+          while (!rest.empty()) {
+            auto n = p.write_end.write(rest);
+            REQUIRE(n);
+            rest = rest.subspan(*n);
+          }
+          sent += chunk.size();
+        }
+        p.write_end.close();
+      });
+      std::vector<std::byte> buffer(10'000);  // odd size: reads straddle the writer's chunks
+      std::size_t received = 0;
+      bool intact = true;
+      for (;;) {
+        auto n = p.read_end.read(buffer);
+        REQUIRE(n);
+        if (*n == 0) break;
+        for (std::size_t i = 0; i < *n; ++i) {
+          intact &= buffer[i] == static_cast<std::byte>(static_cast<unsigned char>((received + i) * 31));
+        }
+        received += *n;
+      }
+      writer.join();
+      CHECK(received == kTotal);
+      CHECK(intact);
+    });
+  });
+}
+
+TEST_CASE("read with a deadline times out; readable() waits for data") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::block_on(
+        [] {
+          Pipe p = make_pipe();
+          std::byte b[1];
+          auto n = p.read_end.read(b, fiberio::Clock::now() + 5ms);
+          REQUIRE_FALSE(n);
+          CHECK(n.error() == std::errc::timed_out);
+
+          CHECK(p.write_end.writable());
+          auto reader = fiberio::spawn([&] { return p.read_end.readable(fiberio::Clock::now() + 10s).has_value(); });
+          fiberio::sleep_for(2ms);
+          const unsigned char one = 1;
+          REQUIRE(p.write_end.write(std::as_bytes(std::span(&one, 1))));
+          CHECK(reader.join());
+        },
+        fiberio::Config{.threads = 1, .backend = kind});
+  });
+}
+
+TEST_CASE("a fiber blocked in read is cancelled") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::block_on(
+        [] {
+          Pipe p = make_pipe();
+          auto reader = fiberio::spawn([&] {
+            std::byte b[1];
+            (void)p.read_end.read(b);
+          });
+          fiberio::sleep_for(1ms);
+          reader.cancel();
+          CHECK_THROWS_AS(reader.join(), fiberio::Cancelled);
+          // The fd is still usable afterwards.
+          const unsigned char one = 1;
+          REQUIRE(p.write_end.write(std::as_bytes(std::span(&one, 1))));
+          std::byte b[1];
+          CHECK(p.read_end.read(b) == 1u);
+        },
+        fiberio::Config{.threads = 1, .backend = kind});
+  });
+}
+
+TEST_CASE("several fibers waiting to read the same fd: every byte reaches exactly one of them") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 2, .backend = kind}};
+    rt.block_on([] {
+      Pipe p = make_pipe();
+      std::vector<fiberio::JoinHandle<std::size_t>> readers;
+      for (int i = 0; i < 4; ++i) {
+        readers.push_back(fiberio::spawn([&] {
+          std::size_t got = 0;
+          std::byte b[1];
+          for (;;) {
+            auto n = p.read_end.read(b);
+            if (!n || *n == 0) return got;
+            got += *n;
+          }
+        }));
+      }
+      fiberio::sleep_for(2ms);  // all four park on the same direction
+      std::vector<unsigned char> data(1000, 7);
+      for (int i = 0; i < 10; ++i) {
+        auto rest = bytes(data);
+        while (!rest.empty()) rest = rest.subspan(*p.write_end.write(rest));
+        fiberio::sleep_for(1ms);
+      }
+      p.write_end.close();
+      std::size_t total = 0;
+      for (auto& r : readers) total += r.join();
+      CHECK(total == 10'000);
+    });
+  });
+}
+
+TEST_CASE("closing an AsyncFd wakes the fiber waiting on it") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::block_on(
+        [] {
+          int sv[2];
+          REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+          fiberio::AsyncFd a(sv[0]);
+          fiberio::AsyncFd b(sv[1]);
+          auto reader = fiberio::spawn([&] {
+            std::byte buf[1];
+            return a.read(buf, fiberio::Clock::now() + 10s);
+          });
+          fiberio::sleep_for(1ms);
+          const int fd = a.release();  // deregisters: the waiter wakes and retries on an fd we now own
+          ::shutdown(fd, SHUT_RDWR);
+          auto result = reader.join();
+          CHECK((!result || *result == 0));
+          ::close(fd);
+        },
+        fiberio::Config{.threads = 1, .backend = kind});
+  });
+}
+
+TEST_CASE("waiting needs a fiber") {
+  int fds[2];
+  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+  fiberio::AsyncFd r(fds[0]), w(fds[1]);
+  std::byte b[1];
+  auto n = r.read(b);
+  REQUIRE_FALSE(n);
+  CHECK(n.error() == std::errc::operation_not_permitted);
+}
+
+TEST_CASE("wake channel: a burst of notifies costs one write until drained") {
+  fiberio::detail::WakeChannel wake;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) wake.notify();
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(wake.writes() == 1);
+  wake.drain();
+  wake.notify();
+  CHECK(wake.writes() == 2);
+}
+
+TEST_CASE("a worker blocked in its backend is woken by a spawn from another thread") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 1, .backend = kind}};
+    std::this_thread::sleep_for(20ms);  // the worker parks with no timer: an unbounded wait
+    for (int i = 0; i < 20; ++i) {
+      std::atomic<bool> ran{false};
+      std::thread other([&] { rt.spawn([&] { ran = true; }).join(); });
+      other.join();
+      CHECK(ran);
+      std::this_thread::sleep_for(1ms);
+    }
+    CHECK(rt.stats()[0].unparks >= 1);
+  });
+}
+
+namespace {
+
+// A user-written backend: wraps the poll backend and counts calls, plugged in through Config.
+class CountingBackend final : public fiberio::Backend {
+ public:
+  explicit CountingBackend(std::atomic<int>& waits) : waits_(waits) {}
+  std::string_view name() const override { return "counting"; }
+  std::error_code add(int fd, std::uint64_t token) override { return inner_.add(fd, token); }
+  bool arm(int fd, std::uint64_t token, fiberio::Interest interest) override { return inner_.arm(fd, token, interest); }
+  void remove(int fd) override { inner_.remove(fd); }
+  std::size_t wait(std::span<fiberio::ReadinessEvent> out, std::optional<std::chrono::nanoseconds> timeout) override {
+    ++waits_;
+    return inner_.wait(out, timeout);
+  }
+
+ private:
+  fiberio::detail::PollBackend inner_;
+  std::atomic<int>& waits_;
+};
+
+}  // namespace
+
+TEST_CASE("a user-supplied backend plugs in through Config::backend_factory") {
+  std::atomic<int> waits{0};
+  fiberio::Config config{.threads = 1};
+  config.backend_factory = [&] { return std::make_unique<CountingBackend>(waits); };
+  fiberio::block_on(
+      [] {
+        Pipe p = make_pipe();
+        auto reader = fiberio::spawn([&] {
+          std::byte b[1];
+          return *p.read_end.read(b);
+        });
+        fiberio::sleep_for(1ms);
+        const unsigned char one = 1;
+        REQUIRE(p.write_end.write(std::as_bytes(std::span(&one, 1))));
+        CHECK(reader.join() == 1u);
+      },
+      config);
+  CHECK(waits.load() > 0);
+}

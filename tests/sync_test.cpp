@@ -1,0 +1,318 @@
+// Fiber synchronisation: Mutex, ConditionVariable, Semaphore, Event, Channel, WaitGroup, on one worker and
+// across workers, woken by fibers and by plain threads.
+#include <doctest/doctest.h>
+
+#include "fiberio.hpp"
+
+#include <atomic>
+#include <map>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+TEST_CASE("channel ping-pong between two fibers") {
+  const int last = fiberio::block_on([] {
+    fiberio::Channel<int> ping{1}, pong{1};
+    auto echo = fiberio::spawn([&] {
+      while (auto v = ping.recv()) pong.send(*v + 1);
+      pong.close();
+    });
+    int v = 0;
+    for (int i = 0; i < 10'000; ++i) {
+      ping.send(v);
+      v = *pong.recv();
+    }
+    ping.close();
+    CHECK_FALSE(pong.recv());  // closed and drained
+    echo.join();
+    return v;
+  });
+  CHECK(last == 10'000);
+}
+
+TEST_CASE("channel close: receivers drain, then get nullopt; senders get false") {
+  fiberio::block_on([] {
+    fiberio::Channel<int> ch{4};
+    CHECK(ch.send(1));
+    CHECK(ch.send(2));
+    ch.close();
+    CHECK_FALSE(ch.send(3));
+    CHECK(ch.recv() == 1);
+    CHECK(ch.recv() == 2);
+    CHECK_FALSE(ch.recv());
+    CHECK(ch.is_closed());
+  });
+}
+
+TEST_CASE("close wakes blocked receivers and senders") {
+  fiberio::block_on([] {
+    fiberio::Channel<int> empty{1}, full{1};
+    full.send(0);
+    auto r = fiberio::spawn([&] { return empty.recv().has_value(); });
+    auto s = fiberio::spawn([&] { return full.send(1); });
+    fiberio::sleep_for(2ms);
+    empty.close();
+    full.close();
+    CHECK_FALSE(r.join());
+    CHECK_FALSE(s.join());
+  });
+}
+
+TEST_CASE("bounded channel: a sender waits while full, and order is kept") {
+  fiberio::block_on([] {
+    fiberio::Channel<int> ch{2};
+    auto producer = fiberio::spawn([&] {
+      for (int i = 0; i < 100; ++i) ch.send(i);
+      ch.close();
+    });
+    fiberio::yield();
+    CHECK(ch.size() <= 2);
+    int expected = 0;
+    while (auto v = ch.recv()) CHECK(*v == expected++);
+    CHECK(expected == 100);
+    producer.join();
+  });
+}
+
+TEST_CASE("MPMC channel across 4 workers: every item delivered exactly once") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 4}};
+  fiberio::Channel<int> ch{8};
+  constexpr int kProducers = 8, kConsumers = 8, kPerProducer = 5000;
+  std::vector<fiberio::JoinHandle<void>> producers;
+  std::vector<fiberio::JoinHandle<std::vector<int>>> consumers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.push_back(rt.spawn([&ch, p] {
+      for (int i = 0; i < kPerProducer; ++i) ch.send(p * kPerProducer + i);
+    }));
+  }
+  for (int c = 0; c < kConsumers; ++c) {
+    consumers.push_back(rt.spawn([&ch] {
+      std::vector<int> got;
+      while (auto v = ch.recv()) got.push_back(*v);
+      return got;
+    }));
+  }
+  for (auto& p : producers) p.join();
+  ch.close();
+  std::vector<int> seen(kProducers * kPerProducer, 0);
+  for (auto& c : consumers) {
+    for (int v : c.join()) ++seen[v];
+  }
+  for (int count : seen) REQUIRE(count == 1);
+}
+
+TEST_CASE("recv_until times out on an empty channel") {
+  fiberio::block_on([] {
+    fiberio::Channel<int> ch;
+    CHECK_FALSE(ch.recv_until(fiberio::Clock::now() + 2ms));
+  });
+}
+
+TEST_CASE("mutex: exclusive across workers") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  fiberio::Mutex m;
+  long counter = 0;  // deliberately not atomic: the mutex must protect it (TSan checks)
+  std::vector<fiberio::JoinHandle<void>> hs;
+  for (int f = 0; f < 16; ++f) {
+    hs.push_back(rt.spawn([&] {
+      for (int i = 0; i < 2000; ++i) {
+        std::lock_guard lock(m);
+        ++counter;
+        if (i % 100 == 0) fiberio::yield();  // hold the lock across a switch now and then
+      }
+    }));
+  }
+  for (auto& h : hs) h.join();
+  CHECK(counter == 16 * 2000);
+}
+
+TEST_CASE("mutex fairness: under contention every waiter gets the lock in FIFO turns") {
+  fiberio::block_on([] {
+    fiberio::Mutex m;
+    std::vector<int> order;
+    constexpr int kFibers = 5, kRounds = 20;
+    std::vector<fiberio::JoinHandle<void>> hs;
+    m.lock();  // everyone queues behind main first
+    for (int f = 0; f < kFibers; ++f) {
+      hs.push_back(fiberio::spawn([&, f] {
+        for (int r = 0; r < kRounds; ++r) {
+          std::lock_guard lock(m);
+          order.push_back(f);
+          fiberio::yield();  // others queue up while we hold it
+        }
+      }));
+    }
+    fiberio::yield();
+    m.unlock();
+    for (auto& h : hs) h.join();
+    REQUIRE(order.size() == kFibers * kRounds);
+    // Hand-off is FIFO: the fibers take strict turns.
+    for (std::size_t i = 0; i < order.size(); ++i) CHECK(order[i] == static_cast<int>(i % kFibers));
+  });
+}
+
+TEST_CASE("a cancelled mutex waiter is skipped: the lock is not lost") {
+  fiberio::block_on([] {
+    fiberio::Mutex m;
+    m.lock();
+    auto cancelled = fiberio::spawn([&] { std::lock_guard lock(m); });
+    auto next = fiberio::spawn([&] {
+      std::lock_guard lock(m);
+      return 1;
+    });
+    fiberio::yield();  // both queue
+    cancelled.cancel();
+    CHECK_THROWS_AS(cancelled.join(), fiberio::Cancelled);
+    m.unlock();
+    CHECK(next.join() == 1);
+    CHECK(m.try_lock());  // and it was released again
+    m.unlock();
+  });
+}
+
+TEST_CASE("condition variable: wait with predicate, notify_one, timeout") {
+  fiberio::block_on([] {
+    fiberio::Mutex m;
+    fiberio::ConditionVariable cv;
+    bool ready = false;
+    auto waiter = fiberio::spawn([&] {
+      std::unique_lock lock(m);
+      cv.wait(lock, [&] { return ready; });
+      return 1;
+    });
+    fiberio::yield();
+    {
+      std::lock_guard lock(m);
+      ready = true;
+    }
+    cv.notify_one();
+    CHECK(waiter.join() == 1);
+
+    std::unique_lock lock(m);
+    CHECK(cv.wait_for(lock, 2ms) == std::cv_status::timeout);
+    CHECK(lock.owns_lock());
+  });
+}
+
+TEST_CASE("notify_one whose chosen waiter was cancelled wakes another") {
+  fiberio::block_on([] {
+    fiberio::Mutex m;
+    fiberio::ConditionVariable cv;
+    int woken = 0;
+    auto first = fiberio::spawn([&] {
+      std::unique_lock lock(m);
+      cv.wait(lock);
+    });
+    auto second = fiberio::spawn([&] {
+      std::unique_lock lock(m);
+      cv.wait(lock);
+      ++woken;
+    });
+    fiberio::yield();
+    first.cancel();  // first in line, but gone
+    CHECK_THROWS_AS(first.join(), fiberio::Cancelled);
+    cv.notify_one();
+    second.join();
+    CHECK(woken == 1);
+  });
+}
+
+TEST_CASE("semaphore: permits are remembered and handed over") {
+  fiberio::block_on([] {
+    fiberio::Semaphore sem{0};
+    sem.release(2);  // no waiter: remembered
+    sem.acquire();
+    sem.acquire();
+    CHECK_FALSE(sem.try_acquire());
+    CHECK_FALSE(sem.try_acquire_until(fiberio::Clock::now() + 1ms));
+    auto h = fiberio::spawn([&] { sem.acquire(); });
+    fiberio::yield();
+    sem.release();
+    h.join();
+    CHECK(sem.available() == 0);
+  });
+}
+
+TEST_CASE("semaphore bounds concurrency across workers") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  fiberio::Semaphore sem{3};
+  std::atomic<int> inside{0}, peak{0};
+  std::vector<fiberio::JoinHandle<void>> hs;
+  for (int i = 0; i < 50; ++i) {
+    hs.push_back(rt.spawn([&] {
+      sem.acquire();
+      const int now = ++inside;
+      int p = peak.load();
+      while (now > p && !peak.compare_exchange_weak(p, now)) {
+      }
+      fiberio::sleep_for(100us);
+      --inside;
+      sem.release();
+    }));
+  }
+  for (auto& h : hs) h.join();
+  CHECK(peak.load() <= 3);
+  CHECK(peak.load() >= 1);
+}
+
+TEST_CASE("event: set before wait is remembered; wait_until times out") {
+  fiberio::block_on([] {
+    fiberio::Event e;
+    CHECK_FALSE(e.wait_until(fiberio::Clock::now() + 1ms));
+    e.set();
+    e.wait();
+    CHECK(e.is_set());
+    e.reset();
+    CHECK_FALSE(e.is_set());
+  });
+}
+
+TEST_CASE("a plain std::thread wakes fibers through Event and Channel") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  fiberio::Event go;
+  fiberio::Channel<int> ch;
+  auto waiter = rt.spawn([&] {
+    go.wait();
+    int sum = 0;
+    while (auto v = ch.recv()) sum += *v;
+    return sum;
+  });
+  std::thread producer([&] {
+    std::this_thread::sleep_for(5ms);  // let the fiber park first
+    go.set();
+    for (int i = 1; i <= 100; ++i) ch.send(i);
+    ch.close();
+  });
+  CHECK(waiter.join() == 5050);
+  producer.join();
+}
+
+TEST_CASE("a plain thread blocks on a channel fed by fibers") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  fiberio::Channel<int> ch{1};
+  rt.spawn([&] {
+    for (int i = 0; i < 100; ++i) ch.send(i);
+    ch.close();
+  }).detach();
+  int count = 0;
+  while (ch.recv()) ++count;  // main thread: futex waits
+  CHECK(count == 100);
+}
+
+TEST_CASE("wait group waits for all") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  fiberio::WaitGroup wg;
+  std::atomic<int> done{0};
+  wg.add(20);
+  for (int i = 0; i < 20; ++i) {
+    rt.spawn([&] {
+      fiberio::sleep_for(1ms);
+      ++done;
+      wg.done();
+    }).detach();
+  }
+  rt.block_on([&] { wg.wait(); });
+  CHECK(done == 20);
+  CHECK_THROWS_AS(wg.done(), std::logic_error);
+}
