@@ -13,3 +13,4 @@
 #include "reactor/async_fd.hpp"
 #include "runtime/config.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/with_timeout.hpp"

@@ -59,6 +59,8 @@ class Fiber {
   void request_cancel() noexcept;
   // The fiber: true (and the request consumed) if a cancellation is pending.
   bool take_cancel() noexcept { return cancel_pending_.exchange(false, std::memory_order_acq_rel); }
+  // Any thread: whether a cancellation is pending (a stop token for loops that never block).
+  bool cancel_requested() const noexcept { return cancel_pending_.load(std::memory_order_acquire); }
 
   // --- completion ---
   bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }

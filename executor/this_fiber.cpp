@@ -43,6 +43,11 @@ int worker_index() noexcept {
   return worker && worker->running() ? static_cast<int>(worker->index()) : -1;
 }
 
+bool cancel_requested() noexcept {
+  detail::Fiber* self = detail::Fiber::current();
+  return self && self->cancel_requested();
+}
+
 }  // namespace this_fiber
 
 namespace detail {

@@ -28,6 +28,9 @@ bool in_fiber() noexcept;
 std::string_view name() noexcept;  // empty outside a fiber
 // Index of the worker running the calling fiber; -1 outside a fiber.
 int worker_index() noexcept;
+// A stop token for loops that never block: true while a cancellation of this fiber is pending. It is not
+// consumed: the next blocking call (or yield()) still throws Cancelled.
+bool cancel_requested() noexcept;
 }  // namespace this_fiber
 
 namespace detail {

@@ -19,6 +19,8 @@ struct WorkerStats {
   std::uint64_t backend_polls = 0;   // calls into the backend's wait (blocking or not)
   std::uint64_t io_events = 0;       // fd events dispatched
   std::uint64_t timers_fired = 0;
+  std::uint64_t timers_pending = 0;  // a gauge: timers set on this worker and not yet fired or cancelled
+  std::uint64_t fds_registered = 0;  // a gauge: fds registered with this worker's reactor
 };
 
 namespace detail {

@@ -145,6 +145,13 @@ Fiber* Worker::steal_into(Worker& thief) noexcept {
   return nullptr;
 }
 
+WorkerStats Worker::stats() const noexcept {
+  WorkerStats stats = counters_.snapshot();
+  stats.timers_pending = timers_.size();
+  stats.fds_registered = reactor_.registered();
+  return stats;
+}
+
 bool Worker::has_stealable_work() const noexcept { return !queue_.empty() || inbox_.size_approx() != 0; }
 
 bool Worker::has_local_work() const noexcept {

@@ -54,7 +54,7 @@ class Worker {
   TimerQueue& timers() noexcept { return timers_; }
   Scheduler& scheduler() noexcept { return scheduler_; }
   std::uint32_t index() const noexcept { return index_; }
-  WorkerStats stats() const noexcept { return counters_.snapshot(); }
+  WorkerStats stats() const noexcept;
 
   // For the context switch annotations.
   StackBounds thread_stack() const noexcept { return thread_stack_; }
