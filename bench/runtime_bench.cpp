@@ -56,6 +56,14 @@ std::uint64_t total_stolen(const fiberio::Runtime& rt) {
   return n;
 }
 
+// Backend waits of all workers that ended through the wake channel (a cross-thread unpark).
+std::uint64_t total_unparks(const fiberio::Runtime& rt) {
+  std::uint64_t n = 0;
+  for (const auto& s : rt.stats())
+    n += s.unparks;
+  return n;
+}
+
 // --- spawn from main -----------------------------------------------------------------------------------
 
 // One iteration: main spawns `n` fibers that return at once (round-robin over the workers), then joins them
@@ -84,7 +92,9 @@ BENCHMARK(BM_SpawnFromMain)->ArgName("stealing")->Arg(0)->Arg(1)->UseRealTime();
 // (kind 1). After each sample the fiber acknowledges through an atomic the thread waits on (futex), so the
 // thread is asleep while the fiber runs. Args: kind, stealing, gap_us: pause before each wake (0: at once,
 // the worker may still be busy going to sleep; 50: the worker is parked in its backend wait, so the wake
-// includes the eventfd write and the epoll wake-up).
+// includes the eventfd write and the epoll wake-up). Also reports unparks_per_wake (backend waits of either
+// worker ended by a cross-thread unpark, per sample) and on_worker1_share (samples in which the fiber ran on
+// worker 1: with stealing on, a woken worker may take it from worker 0's inbox).
 void BM_WakeThreadToFiber(benchmark::State& state) {
   const bool use_channel = state.range(0) != 0;
   const bool stealing = state.range(1) != 0;
@@ -97,6 +107,7 @@ void BM_WakeThreadToFiber(benchmark::State& state) {
   std::vector<Ns> samples;
   samples.reserve(static_cast<std::size_t>(state.max_iterations));
   std::atomic<bool> stop{false};
+  std::uint64_t on_worker1 = 0;  // samples the fiber received while running on worker 1
 
   auto fiber = rt.spawn_on(0, [&] {
     for (std::uint64_t seq = 1;; ++seq) {
@@ -107,11 +118,13 @@ void BM_WakeThreadToFiber(benchmark::State& state) {
         if (!v) return;
         t0 = *v;
         samples.push_back(t1 - t0);
+        if (fiberio::this_fiber::worker_index() == 1) ++on_worker1;
       } else {
         event.wait();
         const Ns t1 = now_ns();
         if (stop.load(std::memory_order_acquire)) return;
         samples.push_back(t1 - sent.load(std::memory_order_relaxed));
+        if (fiberio::this_fiber::worker_index() == 1) ++on_worker1;
         event.reset();
       }
       acked.store(seq, std::memory_order_release);
@@ -119,6 +132,8 @@ void BM_WakeThreadToFiber(benchmark::State& state) {
     }
   });
 
+  std::this_thread::sleep_for(1ms);  // let the workers settle (park) before counting
+  const std::uint64_t unparks_before = total_unparks(rt);
   std::uint64_t seq = 0;
   for (auto _ : state) {
     if (gap.count() > 0) std::this_thread::sleep_for(gap);
@@ -134,11 +149,15 @@ void BM_WakeThreadToFiber(benchmark::State& state) {
       acked.wait(a, std::memory_order_acquire);
     }
   }
+  const std::uint64_t unparks = total_unparks(rt) - unparks_before;
   stop.store(true, std::memory_order_release);
   event.set();
   channel.close();
   fiber.join();
   report_percentiles(state, samples);
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["unparks_per_wake"] = static_cast<double>(unparks) / n;
+  state.counters["on_worker1_share"] = static_cast<double>(on_worker1) / n;
 }
 BENCHMARK(BM_WakeThreadToFiber)
     ->ArgNames({"channel", "stealing", "gap_us"})

@@ -10,7 +10,8 @@
 // Modes (N operations each): raw (one-way Boost.Context switches), trampoline (hand-offs between two raw
 // fibers through a loop on the thread stack), yield / yield-steal (fiberio yield hand-offs between two
 // fibers on one worker, stealing off/on), spawn-join, channel-pingpong (messages), timer-heap (insert+cancel
-// pairs at 100k live timers). Outside valgrind the client requests are no-ops and it just runs.
+// pairs; a third argument sets the live timers, default 100k). Outside valgrind the client requests are
+// no-ops and it just runs.
 #include <boost/context/fiber.hpp>
 #include <boost/context/fixedsize_stack.hpp>
 
@@ -134,16 +135,15 @@ void channel_pingpong(std::uint64_t n) {
       one_worker(false));
 }
 
-// N insert+cancel pairs on a TimerHeap holding 100k live timers; each pair cancels the oldest timer and
-// arms a later one (the "set a timeout, cancel it" pattern of network servers).
-void timer_heap(std::uint64_t n) {
+// N insert+cancel pairs on a TimerHeap holding `live` timers; each pair cancels the oldest timer and arms a
+// later one (the "set a timeout, cancel it" pattern of network servers; bench/timer_bench.cpp's Timeout).
+void timer_heap(std::uint64_t n, std::size_t live) {
   struct Payload {
     void* fiber;
     std::uint64_t ticket;
   };
-  constexpr std::size_t kLive = 100'000;
   fiberio::detail::TimerHeap<Payload> heap;
-  std::vector<fiberio::detail::TimerHandle> ring(kLive);
+  std::vector<fiberio::detail::TimerHandle> ring(live);
   std::mt19937_64 rng(42);
   const auto base = fiberio::detail::Clock::now();
   auto deadline = [&](std::uint64_t i) {
@@ -157,11 +157,13 @@ void timer_heap(std::uint64_t n) {
   std::vector<fiberio::detail::Deadline> deadlines(n);
   for (auto& d : deadlines)
     d = deadline(t++);
+  std::size_t oldest = 0;
   PROFILE_START();
   for (std::uint64_t i = 0; i < n; ++i) {
-    auto& h = ring[i % kLive];
+    auto& h = ring[oldest];
     (void)heap.cancel(h);
     h = heap.insert(deadlines[i], Payload{nullptr, i});
+    if (++oldest == live) oldest = 0;
   }
   PROFILE_STOP();
 }
@@ -170,9 +172,10 @@ void timer_heap(std::uint64_t n) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: %s raw|trampoline|yield|yield-steal|spawn-join|channel-pingpong|timer-heap [N]\n",
-                 argv[0]);
+    std::fprintf(
+        stderr,
+        "usage: %s raw|trampoline|yield|yield-steal|spawn-join|channel-pingpong|timer-heap [N] [live]\n",
+        argv[0]);
     return 2;
   }
   const std::string_view mode = argv[1];
@@ -190,7 +193,7 @@ int main(int argc, char** argv) {
   } else if (mode == "channel-pingpong") {
     channel_pingpong(n);
   } else if (mode == "timer-heap") {
-    timer_heap(n);
+    timer_heap(n, argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 100'000);
   } else {
     std::fprintf(stderr, "unknown mode '%s'\n", argv[1]);
     return 2;
