@@ -1,6 +1,7 @@
 #include "executor/fiber.hpp"
 
 #include "executor/cancelled.hpp"
+#include "executor/context.hpp"
 #include "executor/stack_pool.hpp"
 #include "executor/wait_list.hpp"
 #include "runtime/scheduler.hpp"
@@ -96,21 +97,26 @@ bool Fiber::wait_finished_until(std::chrono::steady_clock::time_point deadline) 
 
 void Fiber::create_context() {
   const std::size_t size = scheduler_.config().stack_size;
-  boost::context::stack_context stack = StackPool::local().allocate(size);
+  const boost::context::stack_context stack = StackPool::local().allocate(size);
   stack_ = StackBounds{static_cast<char*>(stack.sp) - stack.size, stack.size};
   tsan_fiber_ = tsan_create();
-  context_ = boost::context::fiber(std::allocator_arg, boost::context::preallocated(stack.sp, stack.size, stack),
-                                   PooledStackAllocator{size}, [this](boost::context::fiber&& worker) {
-                                     finish_switch(nullptr);
-                                     return_context_ = std::move(worker);
-                                     execute();
-                                     exit_ = Exit::finished;
-                                     Worker* w = Worker::current();
-                                     start_switch(nullptr, w->thread_stack());  // this stack is dying
-                                     tsan_switch_to(w->tsan_context());
-                                     return std::move(return_context_);
-                                   });
+  context_ = make_context(*this, stack, size);
 }
+
+void Fiber::enter(boost::context::fiber&& worker) noexcept {
+  finish_switch(nullptr);
+  return_context_ = std::move(worker);
+  execute();
+  exit_ = Exit::finished;
+}
+
+void* Fiber::prepare_leave() noexcept {
+  Worker* w = Worker::current();
+  start_switch(nullptr, w->thread_stack());  // this stack is dying: ASan drops its fake frames
+  return w->tsan_context();
+}
+
+boost::context::fiber Fiber::take_return_context() noexcept { return std::move(return_context_); }
 
 void Fiber::execute() noexcept {
   try {
@@ -125,7 +131,7 @@ void Fiber::switch_to_worker() noexcept {
   Worker* w = Worker::current();
   start_switch(&asan_fake_stack_, w->thread_stack());
   tsan_switch_to(w->tsan_context());
-  return_context_ = std::move(return_context_).resume();
+  return_context_ = switch_context(std::move(return_context_));
   finish_switch(asan_fake_stack_);
 }
 

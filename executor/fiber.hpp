@@ -103,6 +103,12 @@ class Fiber {
   enum class Exit : std::uint8_t { waiting, yielding, finished };
 
   void create_context();
+  // The first and last code of the fiber's own context (called from executor/context.cpp).
+  friend boost::context::fiber make_context(Fiber&, const boost::context::stack_context&, std::size_t);
+  void enter(boost::context::fiber&& worker) noexcept;
+  // Returns the TSan context to switch to; the caller switches, then takes the worker's context.
+  void* prepare_leave() noexcept;
+  boost::context::fiber take_return_context() noexcept;
   void switch_to_worker() noexcept;
   void execute() noexcept;
   void complete() noexcept;

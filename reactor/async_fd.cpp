@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <utility>
 
 namespace fiberio {
@@ -19,20 +20,26 @@ AsyncFd::AsyncFd(int fd) : fd_(fd) {
 }
 
 AsyncFd::AsyncFd(AsyncFd&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), source_(std::exchange(other.source_, {})) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      source_(other.source_.exchange(nullptr)),
+      reactor_(other.reactor_),
+      generation_(other.generation_) {}
 
 AsyncFd& AsyncFd::operator=(AsyncFd&& other) noexcept {
   if (this != &other) {
     close();
     fd_ = std::exchange(other.fd_, -1);
-    source_ = std::exchange(other.source_, {});
+    reactor_ = other.reactor_;
+    generation_ = other.generation_;
+    source_.store(other.source_.exchange(nullptr), std::memory_order_release);
   }
   return *this;
 }
 
 int AsyncFd::release() noexcept {
-  if (source_) source_.reactor->deregister(source_);
-  source_ = {};
+  if (detail::IoSource* source = source_.exchange(nullptr, std::memory_order_acq_rel)) {
+    reactor_->deregister(detail::SourceHandle{reactor_, source, generation_});
+  }
   return std::exchange(fd_, -1);
 }
 
@@ -42,20 +49,31 @@ void AsyncFd::close() noexcept {
 }
 
 std::error_code AsyncFd::ensure_registered() {
-  if (source_) return {};
-  if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
-  detail::Worker* worker = detail::Worker::current();
-  if (!worker || !worker->running()) return std::make_error_code(std::errc::operation_not_permitted);
-  return worker->reactor().register_fd(fd_, source_);
+  while (!source_.load(std::memory_order_acquire)) {
+    if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+    detail::Worker* worker = detail::Worker::current();
+    if (!worker || !worker->running()) return std::make_error_code(std::errc::operation_not_permitted);
+    // Taken once per fd, on its first wait (off the hot path); striped so workers rarely contend.
+    static std::mutex publish_stripes[64];
+    std::lock_guard lock(publish_stripes[static_cast<unsigned>(fd_) % 64]);
+    if (source_.load(std::memory_order_acquire)) break;
+    detail::SourceHandle handle;
+    if (auto ec = worker->reactor().register_fd(fd_, handle)) return ec;
+    reactor_ = handle.reactor;
+    generation_ = handle.generation;
+    source_.store(handle.source, std::memory_order_release);
+  }
+  return {};
 }
 
 AsyncFd::Snapshot AsyncFd::readiness(Interest direction) noexcept {
-  const auto r = source_.reactor->readiness(source_, direction);
+  const detail::SourceHandle source = this->source();
+  const auto r = source.reactor->readiness(source, direction);
   return Snapshot{r.epoch, r.ready};
 }
 
 std::error_code AsyncFd::wait(Interest direction, std::uint32_t epoch, std::optional<Deadline> deadline) {
-  const detail::SourceHandle source = source_;  // close() may reset source_ while we are parked
+  const detail::SourceHandle source = this->source();  // close() may reset source_ while we are parked
   switch (source.reactor->wait_ready(source, direction, epoch, deadline)) {
     case detail::WakeReason::notified: return {};
     case detail::WakeReason::timeout: return std::make_error_code(std::errc::timed_out);
@@ -74,7 +92,7 @@ std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::opt
       if (::poll(&probe, 1, 0) > 0) return {};
     }
     if (auto ec = wait(direction, snapshot.epoch, deadline)) return std::unexpected(ec);
-    if (!source_) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
+    if (!source()) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
   }
 }
 

@@ -22,6 +22,7 @@
 #include "reactor/io_source.hpp"
 #include "reactor/timer_heap.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <expected>
@@ -75,7 +76,7 @@ class AsyncFd {
         if (errno != EAGAIN && errno != EWOULDBLOCK) return std::unexpected(std::error_code(errno, std::generic_category()));
       }
       if (auto ec = wait(direction, snapshot.epoch, deadline)) return std::unexpected(ec);
-      if (!source_) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
+      if (!source()) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
     }
   }
 
@@ -90,8 +91,15 @@ class AsyncFd {
   // Parks until an event newer than `epoch`; errc::timed_out at the deadline; throws Cancelled.
   std::error_code wait(Interest direction, std::uint32_t epoch, std::optional<Deadline> deadline);
 
+  // The registration, published once: fibers on several workers may race to register the same fd.
+  detail::SourceHandle source() const noexcept {
+    return detail::SourceHandle{reactor_, source_.load(std::memory_order_acquire), generation_};
+  }
+
   int fd_ = -1;
-  detail::SourceHandle source_;
+  std::atomic<detail::IoSource*> source_{nullptr};  // null until registered; written before reactor_ is read
+  detail::Reactor* reactor_ = nullptr;              // set before source_ is published
+  std::uint32_t generation_ = 0;                    // likewise
 };
 
 }  // namespace fiberio

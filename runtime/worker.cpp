@@ -1,5 +1,6 @@
 #include "runtime/worker.hpp"
 
+#include "executor/context.hpp"
 #include "executor/stack_pool.hpp"
 #include "runtime/scheduler.hpp"
 
@@ -57,6 +58,7 @@ void Worker::run(const std::atomic<bool>& stop, std::optional<Deadline> until) {
 
   while (!stop.load(std::memory_order_acquire)) {
     if (Fiber* fiber = next_fiber()) {
+      stop_searching();  // found work of our own: a searcher that keeps counting would silence wake-ups
       run_fiber(fiber);
       continue;
     }
@@ -125,10 +127,15 @@ Fiber* Worker::search() {
   }
   if (!found) return nullptr;  // still searching: park() ends the search
   counters_.steals.add();
+  stop_searching();
+  return found;
+}
+
+void Worker::stop_searching() {
+  if (!searching_) return;
   searching_ = false;
   // The last searcher to find work wakes another: there may be more where this came from.
-  if (idle.end_search()) scheduler_.notify_work();
-  return found;
+  if (scheduler_.idle().end_search()) scheduler_.notify_work();
 }
 
 Fiber* Worker::steal_into(Worker& thief) noexcept {
@@ -182,9 +189,12 @@ void Worker::park(std::optional<Deadline> until) {
     }
   }
 
-  sleeping_.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!has_local_work() && !scheduler_.stopped().load(std::memory_order_acquire)) {
+  // Dekker with unpark(): we publish `sleeping_` then read `notified_`; it publishes `notified_` then reads
+  // `sleeping_`. One of us sees the other, so an unpark is never lost, even one that sent us to steal
+  // from another worker's queue (which has_local_work() cannot see).
+  sleeping_.store(true, std::memory_order_seq_cst);
+  const bool notified = notified_.exchange(false, std::memory_order_seq_cst);
+  if (!notified && !has_local_work() && !scheduler_.stopped().load(std::memory_order_acquire)) {
     std::optional<std::chrono::nanoseconds> timeout;
     const Deadline now = Clock::now();
     std::optional<Deadline> wake_at = timers_.earliest();
@@ -206,8 +216,8 @@ void Worker::park(std::optional<Deadline> until) {
 }
 
 void Worker::unpark() noexcept {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleeping_.load(std::memory_order_relaxed)) reactor_.notify();
+  notified_.store(true, std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_seq_cst)) reactor_.notify();
 }
 
 std::size_t Worker::poll_events(std::optional<std::chrono::nanoseconds> timeout) {
@@ -258,7 +268,7 @@ void Worker::run_fiber(Fiber* fiber) {
   if (!fiber->context_) fiber->create_context();
   start_switch(&asan_fake_stack_, fiber->stack_);
   tsan_switch_to(fiber->tsan_fiber_);
-  fiber->context_ = std::move(fiber->context_).resume();
+  fiber->context_ = switch_context(std::move(fiber->context_));
   finish_switch(asan_fake_stack_);
   running_ = nullptr;
   fiber->after_switch_out(*this);

@@ -64,6 +64,7 @@ class Worker {
   Fiber* next_fiber();
   Fiber* pop_inbox();
   Fiber* search();
+  void stop_searching();
   void park(std::optional<Deadline> until);
   void run_fiber(Fiber* fiber);
   void push_queue(Fiber* fiber);
@@ -85,6 +86,7 @@ class Worker {
   Fiber* running_ = nullptr;
   bool searching_ = false;
   std::atomic<bool> sleeping_{false};  // in (or about to enter) a blocking backend wait
+  std::atomic<bool> notified_{false};  // unpark() was called since the last park began
   std::uint64_t rng_;
   Deadline last_trim_{};
   StackBounds thread_stack_;
