@@ -134,7 +134,7 @@ class Fiber {
   void* tsan_fiber_ = nullptr;
 
   struct JoinWaiters;
-  JoinWaiters* joiners_ = nullptr;  // fibers waiting in wait_finished(), created on first use
+  JoinWaiters* joiners_;  // fibers waiting in wait_finished(); a pointer since WaitList needs Fiber complete
 };
 
 }  // namespace fiberio::detail

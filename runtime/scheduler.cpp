@@ -65,8 +65,8 @@ void Scheduler::submit(Fiber* fiber, std::optional<std::uint32_t> worker) {
   if (here && here->index() == target) {
     here->push_local(fiber, false);
   } else {
-    workers_[target]->push_remote(fiber);
-    if (config_.work_stealing) notify_work();
+    // A busy target gets to its inbox only in its next round: let an idle worker steal it meanwhile.
+    if (!workers_[target]->push_remote(fiber) && config_.work_stealing) notify_work();
   }
 }
 
@@ -77,8 +77,7 @@ void Scheduler::schedule(Fiber* fiber) {
     here->push_local(fiber, here->running() != nullptr);
     return;
   }
-  workers_[fiber->worker_index]->push_remote(fiber);
-  if (config_.work_stealing) notify_work();
+  if (!workers_[fiber->worker_index]->push_remote(fiber) && config_.work_stealing) notify_work();
 }
 
 void Scheduler::notify_work() {

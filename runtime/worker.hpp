@@ -40,10 +40,11 @@ class Worker {
 
   // Owner thread: makes `fiber` runnable here; `lifo` puts it next in line (the LIFO slot).
   void push_local(Fiber* fiber, bool lifo);
-  // Any thread: queues `fiber` in the inbox and unparks the worker.
-  void push_remote(Fiber* fiber);
-  // Any thread: interrupts the worker's park, if it is parked.
-  void unpark() noexcept;
+  // Any thread: queues `fiber` in the inbox and unparks the worker; true if it was parked (so it will
+  // look at its inbox now), false if it is busy and will get to it in its next round.
+  bool push_remote(Fiber* fiber);
+  // Any thread: interrupts the worker's park, if it is parked; true if it was.
+  bool unpark() noexcept;
   // Another worker: takes about half of this worker's queued fibers into `thief`'s queue; returns one to
   // run now, or nullptr.
   Fiber* steal_into(Worker& thief) noexcept;
