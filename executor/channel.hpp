@@ -31,7 +31,8 @@ class Channel {
   // Waits while full. False if the channel is (or becomes) closed; throws Cancelled.
   bool send(T value) {
     std::unique_lock guard(mutex_);
-    while (!closed_ && items_.size() >= capacity_) detail::throw_if_cancelled(detail::park_on(senders_, guard));
+    while (!closed_ && items_.size() >= capacity_)
+      detail::throw_if_cancelled(detail::park_on(senders_, guard));
     if (closed_) return false;
     items_.push_back(std::move(value));
     receivers_.wake_one();
@@ -50,7 +51,8 @@ class Channel {
   // Waits while empty and open; nullopt once closed and drained. Throws Cancelled.
   std::optional<T> recv() {
     std::unique_lock guard(mutex_);
-    while (items_.empty() && !closed_) detail::throw_if_cancelled(detail::park_on(receivers_, guard));
+    while (items_.empty() && !closed_)
+      detail::throw_if_cancelled(detail::park_on(receivers_, guard));
     return take(guard);
   }
 

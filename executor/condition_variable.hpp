@@ -20,7 +20,8 @@ class ConditionVariable {
 
   template <class Predicate>
   void wait(std::unique_lock<Mutex>& lock, Predicate ready) {
-    while (!ready()) wait(lock);
+    while (!ready())
+      wait(lock);
   }
 
   std::cv_status wait_until(std::unique_lock<Mutex>& lock, detail::Deadline deadline) {
@@ -31,7 +32,8 @@ class ConditionVariable {
 
   template <class Rep, class Period>
   std::cv_status wait_for(std::unique_lock<Mutex>& lock, std::chrono::duration<Rep, Period> timeout) {
-    return wait_until(lock, detail::Clock::now() + std::chrono::duration_cast<detail::Clock::duration>(timeout));
+    return wait_until(lock,
+                      detail::Clock::now() + std::chrono::duration_cast<detail::Clock::duration>(timeout));
   }
 
   void notify_one() {

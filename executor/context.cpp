@@ -9,7 +9,8 @@ extern "C" void __tsan_switch_to_fiber(void* fiber, unsigned flags);
 
 namespace fiberio::detail {
 
-boost::context::fiber make_context(Fiber& fiber, const boost::context::stack_context& stack, std::size_t stack_size) {
+boost::context::fiber make_context(Fiber& fiber, const boost::context::stack_context& stack,
+                                   std::size_t stack_size) {
   return boost::context::fiber(std::allocator_arg, boost::context::preallocated(stack.sp, stack.size, stack),
                                PooledStackAllocator{stack_size}, [&fiber](boost::context::fiber&& worker) {
                                  fiber.enter(std::move(worker));

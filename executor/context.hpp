@@ -15,7 +15,8 @@ class Fiber;
 
 // A context on `stack` whose entry calls fiber.enter(), then switches back to the worker that resumed it
 // last, never to come back.
-boost::context::fiber make_context(Fiber& fiber, const boost::context::stack_context& stack, std::size_t stack_size);
+boost::context::fiber make_context(Fiber& fiber, const boost::context::stack_context& stack,
+                                   std::size_t stack_size);
 
 // Switches to `target`; returns the context that later switched back here.
 boost::context::fiber switch_context(boost::context::fiber&& target) noexcept;

@@ -29,7 +29,8 @@ class Event {
 
   void wait() {
     std::unique_lock guard(mutex_);
-    while (!set_) detail::throw_if_cancelled(detail::park_on(waiters_, guard));
+    while (!set_)
+      detail::throw_if_cancelled(detail::park_on(waiters_, guard));
   }
 
   // True if set, false if the deadline passed first. Throws Cancelled.

@@ -26,7 +26,8 @@ Fiber::~Fiber() {
       std::rethrow_exception(error_);
     } catch (const Cancelled&) {
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "fiberio: fiber '%s' ended with an unobserved exception: %s\n", name_.c_str(), e.what());
+      std::fprintf(stderr, "fiberio: fiber '%s' ended with an unobserved exception: %s\n", name_.c_str(),
+                   e.what());
     } catch (...) {
       std::fprintf(stderr, "fiberio: fiber '%s' ended with an unobserved exception\n", name_.c_str());
     }
@@ -48,7 +49,8 @@ std::uint64_t Fiber::prepare_wait() noexcept {
 
 bool Fiber::wake(std::uint64_t ticket, WakeReason why) noexcept {
   std::uint64_t expected = ticket;
-  if (!ticket_.compare_exchange_strong(expected, ticket + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+  if (!ticket_.compare_exchange_strong(expected, ticket + 1, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
     return false;
   }
   reason_.store(why, std::memory_order_relaxed);
@@ -77,12 +79,14 @@ void Fiber::request_cancel() noexcept {
 }
 
 void Fiber::wait_finished_blocking() const noexcept {
-  while (!finished_.load(std::memory_order_acquire)) finished_.wait(false, std::memory_order_acquire);
+  while (!finished_.load(std::memory_order_acquire))
+    finished_.wait(false, std::memory_order_acquire);
 }
 
 void Fiber::wait_finished() {
   std::unique_lock lock(joiners_->mutex);
-  while (!finished()) throw_if_cancelled(park_on(joiners_->list, lock));
+  while (!finished())
+    throw_if_cancelled(park_on(joiners_->list, lock));
 }
 
 bool Fiber::wait_finished_until(std::chrono::steady_clock::time_point deadline) {
@@ -116,7 +120,9 @@ void* Fiber::prepare_leave() noexcept {
   return w->tsan_context();
 }
 
-boost::context::fiber Fiber::take_return_context() noexcept { return std::move(return_context_); }
+boost::context::fiber Fiber::take_return_context() noexcept {
+  return std::move(return_context_);
+}
 
 void Fiber::execute() noexcept {
   try {

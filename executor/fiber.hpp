@@ -127,7 +127,7 @@ class Fiber {
   bool error_observed_ = false;
   Exit exit_ = Exit::waiting;
 
-  boost::context::fiber context_;    // where this fiber resumes; empty before the first run and after the last
+  boost::context::fiber context_;  // where this fiber resumes; empty before the first run and after the last
   boost::context::fiber return_context_;  // where the fiber returns to: the worker that resumed it last
   StackBounds stack_;
   void* asan_fake_stack_ = nullptr;

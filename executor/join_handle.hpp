@@ -58,7 +58,9 @@ class JoinHandle {
   }
 
   // Waits at most until `deadline` (fibers only); true if the fiber finished.
-  bool wait_until(std::chrono::steady_clock::time_point deadline) { return checked().wait_finished_until(deadline); }
+  bool wait_until(std::chrono::steady_clock::time_point deadline) {
+    return checked().wait_finished_until(deadline);
+  }
 
   // Asks the fiber to stop: its current or next blocking operation throws Cancelled.
   void cancel() noexcept {

@@ -92,7 +92,8 @@ class RunQueue {
     for (;;) {
       const auto [steal, real] = unpack(head);
       (void)steal;
-      if (head_.compare_exchange_weak(head, pack(real, real), std::memory_order_acq_rel, std::memory_order_acquire)) {
+      if (head_.compare_exchange_weak(head, pack(real, real), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
         break;
       }
     }

@@ -63,7 +63,8 @@ inline void finish_switch(void* fake_stack) {
 struct TsanCache {
   std::vector<void*> fibers;
   ~TsanCache() {
-    for (void* f : fibers) __tsan_destroy_fiber(f);
+    for (void* f : fibers)
+      __tsan_destroy_fiber(f);
   }
 };
 inline std::vector<void*>& tsan_cache() {

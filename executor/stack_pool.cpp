@@ -26,8 +26,8 @@ constexpr std::size_t kHeader = 64;
 struct Mapping {
   static boost::context::stack_context create(std::size_t usable) {
     const std::size_t total = usable + page_size();
-    void* base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                        -1, 0);
+    void* base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (base == MAP_FAILED) throw std::bad_alloc();
     if (::mprotect(base, page_size(), PROT_NONE) != 0) {
       ::munmap(base, total);
@@ -50,13 +50,16 @@ struct Mapping {
     g_live_mappings.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  static unsigned* header(const boost::context::stack_context& stack) { return static_cast<unsigned*>(stack.sp); }
+  static unsigned* header(const boost::context::stack_context& stack) {
+    return static_cast<unsigned*>(stack.sp);
+  }
 };
 
 }  // namespace
 
 StackPool::~StackPool() {
-  for (auto& stack : free_) Mapping::destroy(stack);
+  for (auto& stack : free_)
+    Mapping::destroy(stack);
 }
 
 StackPool& StackPool::local() {
@@ -92,6 +95,8 @@ void StackPool::trim() noexcept {
   low_water_ = free_.size();
 }
 
-std::size_t StackPool::live_mappings() noexcept { return g_live_mappings.load(std::memory_order_relaxed); }
+std::size_t StackPool::live_mappings() noexcept {
+  return g_live_mappings.load(std::memory_order_relaxed);
+}
 
 }  // namespace fiberio::detail

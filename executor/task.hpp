@@ -29,7 +29,8 @@ class ResultFiber : public Fiber {
 template <class R, class F>
 class Task final : public ResultFiber<R> {
  public:
-  Task(Scheduler& scheduler, std::string name, F fn) : ResultFiber<R>(scheduler, std::move(name)), fn_(std::move(fn)) {}
+  Task(Scheduler& scheduler, std::string name, F fn)
+      : ResultFiber<R>(scheduler, std::move(name)), fn_(std::move(fn)) {}
 
  private:
   void run() override {

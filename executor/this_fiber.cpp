@@ -31,7 +31,9 @@ void sleep_until(Clock::time_point deadline) {
 
 namespace this_fiber {
 
-bool in_fiber() noexcept { return detail::Fiber::current() != nullptr; }
+bool in_fiber() noexcept {
+  return detail::Fiber::current() != nullptr;
+}
 
 std::string_view name() noexcept {
   detail::Fiber* self = detail::Fiber::current();

@@ -27,7 +27,8 @@ class WaitGroup {
 
   void wait() {
     std::unique_lock guard(mutex_);
-    while (count_ != 0) detail::throw_if_cancelled(detail::park_on(waiters_, guard));
+    while (count_ != 0)
+      detail::throw_if_cancelled(detail::park_on(waiters_, guard));
   }
 
  private:

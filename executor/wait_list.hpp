@@ -73,7 +73,8 @@ class WaitList {
 
   std::size_t wake_all(WakeReason why = WakeReason::notified) noexcept {
     std::size_t woken = 0;
-    while (wake_one(why)) ++woken;
+    while (wake_one(why))
+      ++woken;
     return woken;
   }
 
@@ -112,7 +113,8 @@ WakeReason park_on(WaitList& list, std::unique_lock<std::mutex>& lock, std::opti
   return why;
 }
 
-inline WakeReason park_on(WaitList& list, std::unique_lock<std::mutex>& lock, std::optional<Deadline> deadline = {}) {
+inline WakeReason park_on(WaitList& list, std::unique_lock<std::mutex>& lock,
+                          std::optional<Deadline> deadline = {}) {
   return park_on(list, lock, deadline, [] {});
 }
 

@@ -75,9 +75,12 @@ AsyncFd::Snapshot AsyncFd::readiness(Interest direction) noexcept {
 std::error_code AsyncFd::wait(Interest direction, std::uint32_t epoch, std::optional<Deadline> deadline) {
   const detail::SourceHandle source = this->source();  // close() may reset source_ while we are parked
   switch (source.reactor->wait_ready(source, direction, epoch, deadline)) {
-    case detail::WakeReason::notified: return {};
-    case detail::WakeReason::timeout: return std::make_error_code(std::errc::timed_out);
-    case detail::WakeReason::cancelled: throw Cancelled{};
+    case detail::WakeReason::notified:
+      return {};
+    case detail::WakeReason::timeout:
+      return std::make_error_code(std::errc::timed_out);
+    case detail::WakeReason::cancelled:
+      throw Cancelled{};
   }
   return {};
 }
@@ -92,7 +95,8 @@ std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::opt
       if (::poll(&probe, 1, 0) > 0) return {};
     }
     if (auto ec = wait(direction, snapshot.epoch, deadline)) return std::unexpected(ec);
-    if (!source()) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
+    if (!source())
+      return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
   }
 }
 
@@ -106,14 +110,16 @@ std::expected<void, std::error_code> AsyncFd::writable(std::optional<Deadline> d
 
 std::expected<std::size_t, std::error_code> AsyncFd::read(std::span<std::byte> buffer,
                                                           std::optional<Deadline> deadline) {
-  auto n = io(Interest::read, [&] { return ::read(fd_, buffer.data(), buffer.size()); }, deadline);
+  auto n = io(
+      Interest::read, [&] { return ::read(fd_, buffer.data(), buffer.size()); }, deadline);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }
 
 std::expected<std::size_t, std::error_code> AsyncFd::write(std::span<const std::byte> buffer,
                                                            std::optional<Deadline> deadline) {
-  auto n = io(Interest::write, [&] { return ::write(fd_, buffer.data(), buffer.size()); }, deadline);
+  auto n = io(
+      Interest::write, [&] { return ::write(fd_, buffer.data(), buffer.size()); }, deadline);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }

@@ -55,7 +55,8 @@ class AsyncFd {
   std::expected<void, std::error_code> readable(std::optional<Deadline> deadline = {});
   std::expected<void, std::error_code> writable(std::optional<Deadline> deadline = {});
 
-  std::expected<std::size_t, std::error_code> read(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
+  std::expected<std::size_t, std::error_code> read(std::span<std::byte> buffer,
+                                                   std::optional<Deadline> deadline = {});
   std::expected<std::size_t, std::error_code> write(std::span<const std::byte> buffer,
                                                     std::optional<Deadline> deadline = {});
 
@@ -73,10 +74,12 @@ class AsyncFd {
           detail::consume_budget();
           return result;
         }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return std::unexpected(std::error_code(errno, std::generic_category()));
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+          return std::unexpected(std::error_code(errno, std::generic_category()));
       }
       if (auto ec = wait(direction, snapshot.epoch, deadline)) return std::unexpected(ec);
-      if (!source()) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
+      if (!source())
+        return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
     }
   }
 

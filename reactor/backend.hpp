@@ -46,7 +46,8 @@ class Backend {
   virtual std::error_code add(int fd, std::uint64_t token) = 0;
   virtual bool arm(int fd, std::uint64_t token, Interest interest) = 0;
   virtual void remove(int fd) = 0;
-  virtual std::size_t wait(std::span<ReadinessEvent> out, std::optional<std::chrono::nanoseconds> timeout) = 0;
+  virtual std::size_t wait(std::span<ReadinessEvent> out,
+                           std::optional<std::chrono::nanoseconds> timeout) = 0;
 };
 
 // A backend of the given kind; `automatic` picks the best available (epoll on Linux).

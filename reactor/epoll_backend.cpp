@@ -13,7 +13,9 @@ EpollBackend::EpollBackend() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
 }
 
-EpollBackend::~EpollBackend() { ::close(epfd_); }
+EpollBackend::~EpollBackend() {
+  ::close(epfd_);
+}
 
 std::error_code EpollBackend::add(int fd, std::uint64_t token) {
   epoll_event ev{};
@@ -23,15 +25,19 @@ std::error_code EpollBackend::add(int fd, std::uint64_t token) {
   return {};
 }
 
-void EpollBackend::remove(int fd) { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+void EpollBackend::remove(int fd) {
+  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+}
 
-std::size_t EpollBackend::wait(std::span<ReadinessEvent> out, std::optional<std::chrono::nanoseconds> timeout) {
+std::size_t EpollBackend::wait(std::span<ReadinessEvent> out,
+                               std::optional<std::chrono::nanoseconds> timeout) {
   constexpr int kBatch = 256;
   epoll_event events[kBatch];
   const int max = static_cast<int>(out.size() < kBatch ? out.size() : kBatch);
   int n;
   if (have_pwait2_ && timeout && timeout->count() > 0) {
-    timespec ts{static_cast<time_t>(timeout->count() / 1'000'000'000), static_cast<long>(timeout->count() % 1'000'000'000)};
+    timespec ts{static_cast<time_t>(timeout->count() / 1'000'000'000),
+                static_cast<long>(timeout->count() % 1'000'000'000)};
     n = static_cast<int>(::syscall(SYS_epoll_pwait2, epfd_, events, max, &ts, nullptr, 0));
     if (n < 0 && errno == ENOSYS) {
       have_pwait2_ = false;

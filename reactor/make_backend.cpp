@@ -8,10 +8,14 @@ namespace fiberio {
 
 std::string_view to_string(BackendKind kind) {
   switch (kind) {
-    case BackendKind::automatic: return "auto";
-    case BackendKind::epoll: return "epoll";
-    case BackendKind::poll: return "poll";
-    case BackendKind::io_uring: return "io_uring";
+    case BackendKind::automatic:
+      return "auto";
+    case BackendKind::epoll:
+      return "epoll";
+    case BackendKind::poll:
+      return "poll";
+    case BackendKind::io_uring:
+      return "io_uring";
   }
   return "?";
 }
@@ -21,9 +25,13 @@ std::unique_ptr<Backend> make_backend(BackendKind kind, std::error_code& error) 
   try {
     switch (kind) {
       case BackendKind::automatic:
-      case BackendKind::epoll: return std::make_unique<detail::EpollBackend>();
-      case BackendKind::poll: return std::make_unique<detail::PollBackend>();
-      case BackendKind::io_uring: error = std::make_error_code(std::errc::function_not_supported); return nullptr;
+      case BackendKind::epoll:
+        return std::make_unique<detail::EpollBackend>();
+      case BackendKind::poll:
+        return std::make_unique<detail::PollBackend>();
+      case BackendKind::io_uring:
+        error = std::make_error_code(std::errc::function_not_supported);
+        return nullptr;
     }
   } catch (const std::system_error& e) {
     error = e.code();

@@ -9,7 +9,8 @@ namespace fiberio::detail {
 
 std::error_code PollBackend::add(int fd, std::uint64_t token) {
   std::lock_guard lock(mutex_);
-  if (!watches_.emplace(fd, Watch{token, Interest::none}).second) return std::make_error_code(std::errc::file_exists);
+  if (!watches_.emplace(fd, Watch{token, Interest::none}).second)
+    return std::make_error_code(std::errc::file_exists);
   return {};
 }
 
@@ -27,7 +28,8 @@ void PollBackend::remove(int fd) {
   watches_.erase(fd);
 }
 
-std::size_t PollBackend::wait(std::span<ReadinessEvent> out, std::optional<std::chrono::nanoseconds> timeout) {
+std::size_t PollBackend::wait(std::span<ReadinessEvent> out,
+                              std::optional<std::chrono::nanoseconds> timeout) {
   scratch_.clear();
   {
     std::lock_guard lock(mutex_);
@@ -41,7 +43,8 @@ std::size_t PollBackend::wait(std::span<ReadinessEvent> out, std::optional<std::
   timespec ts{};
   timespec* tsp = nullptr;
   if (timeout) {
-    ts = timespec{static_cast<time_t>(timeout->count() / 1'000'000'000), static_cast<long>(timeout->count() % 1'000'000'000)};
+    ts = timespec{static_cast<time_t>(timeout->count() / 1'000'000'000),
+                  static_cast<long>(timeout->count() % 1'000'000'000)};
     tsp = &ts;
   }
   const int n = ::ppoll(scratch_.data(), scratch_.size(), tsp, nullptr);

@@ -6,14 +6,16 @@ namespace fiberio::detail {
 
 Reactor::Reactor(std::unique_ptr<Backend> backend)
     : backend_(std::move(backend)), chunks_(new std::atomic<Chunk*>[kMaxChunks]), events_(256) {
-  for (std::size_t i = 0; i < kMaxChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kMaxChunks; ++i)
+    chunks_[i].store(nullptr, std::memory_order_relaxed);
   if (auto ec = backend_->add(wake_.fd(), kWakeToken)) throw std::system_error(ec, "wake channel");
   backend_->arm(wake_.fd(), kWakeToken, Interest::read);
 }
 
 Reactor::~Reactor() {
   backend_->remove(wake_.fd());
-  for (std::size_t i = 0; i < kMaxChunks; ++i) delete chunks_[i].load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kMaxChunks; ++i)
+    delete chunks_[i].load(std::memory_order_relaxed);
 }
 
 IoSource* Reactor::slot(std::uint32_t index) noexcept {
@@ -29,7 +31,8 @@ std::error_code Reactor::register_fd(int fd, SourceHandle& out) {
       index = free_slots_.back();
       free_slots_.pop_back();
     } else {
-      if (slots_in_use_ == kChunkSize * kMaxChunks) return std::make_error_code(std::errc::too_many_files_open);
+      if (slots_in_use_ == kChunkSize * kMaxChunks)
+        return std::make_error_code(std::errc::too_many_files_open);
       index = slots_in_use_++;
       if (index % kChunkSize == 0) chunks_[index / kChunkSize].store(new Chunk, std::memory_order_release);
     }
@@ -106,7 +109,8 @@ void Reactor::dispatch(const ReadinessEvent& event) noexcept {
   IoSource* source = slot(static_cast<std::uint32_t>(event.token));
   if (!source) return;
   std::lock_guard lock(source->mutex);
-  if (source->generation != static_cast<std::uint32_t>(event.token >> 32)) return;  // stale: fd was deregistered
+  if (source->generation != static_cast<std::uint32_t>(event.token >> 32))
+    return;  // stale: fd was deregistered
   const bool fired[2] = {event.readable, event.writable};
   for (int i = 0; i < 2; ++i) {
     if (!fired[i]) continue;

@@ -74,12 +74,12 @@ class Reactor {
   WakeChannel wake_;
   std::thread::id owner_;
 
-  std::mutex slab_mutex_;                                            // guards growth and the free list
-  std::unique_ptr<std::atomic<Chunk*>[]> chunks_;                    // kMaxChunks entries
-  std::uint32_t slots_in_use_ = 0;                                   // slots ever handed out
+  std::mutex slab_mutex_;                          // guards growth and the free list
+  std::unique_ptr<std::atomic<Chunk*>[]> chunks_;  // kMaxChunks entries
+  std::uint32_t slots_in_use_ = 0;                 // slots ever handed out
   std::vector<std::uint32_t> free_slots_;
   std::atomic<std::size_t> registered_{0};
-  std::vector<ReadinessEvent> events_;                               // owner thread only
+  std::vector<ReadinessEvent> events_;  // owner thread only
 };
 
 }  // namespace fiberio::detail

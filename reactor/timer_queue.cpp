@@ -3,7 +3,8 @@
 namespace fiberio::detail {
 
 TimerQueue::~TimerQueue() {
-  while (auto entry = heap_.pop_expired(Deadline::max())) entry->fiber->release();
+  while (auto entry = heap_.pop_expired(Deadline::max()))
+    entry->fiber->release();
 }
 
 TimerHandle TimerQueue::insert(Deadline deadline, Fiber& fiber, std::uint64_t ticket) {

@@ -14,7 +14,8 @@ WakeChannel::WakeChannel() {
   read_fd_ = write_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (read_fd_ >= 0) return;
   int fds[2];
-  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "wake channel");
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+    throw std::system_error(errno, std::generic_category(), "wake channel");
   read_fd_ = fds[0];
   write_fd_ = fds[1];
 }

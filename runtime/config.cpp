@@ -19,12 +19,17 @@ std::string lower(std::string_view text) {
 
 }  // namespace
 
-std::uint32_t Config::default_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+std::uint32_t Config::default_threads() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
-std::size_t Config::default_stack_size() { return detail::kSanitized ? 256 * 1024 : 64 * 1024; }
+std::size_t Config::default_stack_size() {
+  return detail::kSanitized ? 256 * 1024 : 64 * 1024;
+}
 
 std::expected<void, std::string> Config::validate() const {
-  if (threads < 1 || threads > 1024) return std::unexpected("threads must be 1..1024, got " + std::to_string(threads));
+  if (threads < 1 || threads > 1024)
+    return std::unexpected("threads must be 1..1024, got " + std::to_string(threads));
   if (stack_size < 16 * 1024 || stack_size > (std::size_t{1} << 30)) {
     return std::unexpected("stack_size must be 16384..1073741824 bytes, got " + std::to_string(stack_size));
   }
@@ -39,7 +44,8 @@ std::expected<BackendKind, std::string> parse_backend(std::string_view text) {
   if (t == "epoll") return BackendKind::epoll;
   if (t == "poll") return BackendKind::poll;
   if (t == "io_uring" || t == "uring") return BackendKind::io_uring;
-  return std::unexpected("unknown backend '" + std::string(text) + "' (expected auto, epoll, io_uring or poll)");
+  return std::unexpected("unknown backend '" + std::string(text) +
+                         "' (expected auto, epoll, io_uring or poll)");
 }
 
 std::expected<bool, std::string> parse_bool(std::string_view text) {
@@ -59,7 +65,9 @@ std::expected<std::uint64_t, std::string> parse_unsigned(std::string_view text) 
   return value;
 }
 
-std::expected<Config, std::string> Config::from_env() { return from_env(Config{}); }
+std::expected<Config, std::string> Config::from_env() {
+  return from_env(Config{});
+}
 
 std::expected<Config, std::string> Config::from_env(Config base) {
   auto fail = [](const char* name, const char* value, const std::string& why) {

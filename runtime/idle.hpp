@@ -54,7 +54,8 @@ class Idle {
   // A parked worker to wake because stealable work appeared and nobody searches; nullopt if none needed.
   std::optional<std::uint32_t> should_wake() {
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (searching_.load(std::memory_order_seq_cst) != 0 || parked_count_.load(std::memory_order_seq_cst) == 0) {
+    if (searching_.load(std::memory_order_seq_cst) != 0 ||
+        parked_count_.load(std::memory_order_seq_cst) == 0) {
       return std::nullopt;
     }
     std::lock_guard lock(mutex_);

@@ -8,7 +8,9 @@ namespace fiberio {
 
 Runtime::Runtime(Config config) : scheduler_(std::make_unique<detail::Scheduler>(std::move(config), false)) {}
 
-Runtime::~Runtime() { shutdown(); }
+Runtime::~Runtime() {
+  shutdown();
+}
 
 void Runtime::shutdown() {
   if (detail::Worker* here = detail::Worker::current(); here && &here->scheduler() == scheduler_.get()) {

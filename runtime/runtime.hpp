@@ -29,7 +29,7 @@
 namespace fiberio {
 
 struct SpawnOptions {
-  std::string name{};                    // shown in error reports
+  std::string name{};                     // shown in error reports
   std::optional<std::uint32_t> worker{};  // place on this worker (modulo the thread count)
 };
 

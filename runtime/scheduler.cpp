@@ -23,7 +23,8 @@ Scheduler::Scheduler(Config config, bool caller_driven)
     std::error_code ec;
     auto backend = config_.backend_factory ? config_.backend_factory() : make_backend(config_.backend, ec);
     if (!backend) {
-      throw std::system_error(ec, "fiberio: backend '" + std::string(to_string(config_.backend)) + "' unavailable");
+      throw std::system_error(
+          ec, "fiberio: backend '" + std::string(to_string(config_.backend)) + "' unavailable");
     }
     workers_.push_back(std::make_unique<Worker>(*this, i, std::move(backend)));
   }
@@ -34,7 +35,9 @@ Scheduler::Scheduler(Config config, bool caller_driven)
   }
 }
 
-Scheduler::~Scheduler() { shutdown(); }
+Scheduler::~Scheduler() {
+  shutdown();
+}
 
 void Scheduler::submit(Fiber* fiber, std::optional<std::uint32_t> worker) {
   {
@@ -98,13 +101,15 @@ void Scheduler::on_finished(Fiber* fiber) noexcept {
     }
   }
   if (last && stopped_.load(std::memory_order_acquire)) {
-    for (auto& worker : workers_) worker->unpark();
+    for (auto& worker : workers_)
+      worker->unpark();
   }
 }
 
 void Scheduler::cancel_all() {
   std::lock_guard lock(registry_mutex_);
-  for (Fiber* f = registry_head_; f; f = f->registry_next) f->request_cancel();
+  for (Fiber* f = registry_head_; f; f = f->registry_next)
+    f->request_cancel();
 }
 
 void Scheduler::shutdown() {
@@ -125,17 +130,22 @@ void Scheduler::shutdown() {
                                [this] { return stopped_.load(std::memory_order_acquire); });
       }
     }
-    for (auto& worker : workers_) worker->unpark();
-    for (auto& thread : threads_) thread.join();
+    for (auto& worker : workers_)
+      worker->unpark();
+    for (auto& thread : threads_)
+      thread.join();
   });
 }
 
-void Scheduler::drive(const std::atomic<bool>& done) { workers_[0]->run(done); }
+void Scheduler::drive(const std::atomic<bool>& done) {
+  workers_[0]->run(done);
+}
 
 std::vector<WorkerStats> Scheduler::stats() const {
   std::vector<WorkerStats> out;
   out.reserve(workers_.size());
-  for (const auto& worker : workers_) out.push_back(worker->stats());
+  for (const auto& worker : workers_)
+    out.push_back(worker->stats());
   return out;
 }
 

@@ -27,7 +27,9 @@ namespace detail {
 
 class Counter {
  public:
-  void add(std::uint64_t n = 1) noexcept { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(std::uint64_t n = 1) noexcept {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   std::uint64_t get() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -35,13 +37,13 @@ class Counter {
 };
 
 struct WorkerCounters {
-  Counter fibers_run, steal_attempts, steals, fibers_stolen, parks, unparks, inbox_pops, backend_polls, io_events,
-      timers_fired;
+  Counter fibers_run, steal_attempts, steals, fibers_stolen, parks, unparks, inbox_pops, backend_polls,
+      io_events, timers_fired;
 
   WorkerStats snapshot() const noexcept {
-    return WorkerStats{fibers_run.get(),  steal_attempts.get(), steals.get(),        fibers_stolen.get(),
-                       parks.get(),       unparks.get(),        inbox_pops.get(),    backend_polls.get(),
-                       io_events.get(),   timers_fired.get()};
+    return WorkerStats{fibers_run.get(), steal_attempts.get(), steals.get(),     fibers_stolen.get(),
+                       parks.get(),      unparks.get(),        inbox_pops.get(), backend_polls.get(),
+                       io_events.get(),  timers_fired.get()};
   }
 };
 

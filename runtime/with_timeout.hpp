@@ -20,7 +20,8 @@
 namespace fiberio {
 
 template <class Rep, class Period, class F>
-std::expected<detail::SpawnResult<F>, std::error_code> with_timeout(std::chrono::duration<Rep, Period> limit, F&& fn) {
+std::expected<detail::SpawnResult<F>, std::error_code> with_timeout(std::chrono::duration<Rep, Period> limit,
+                                                                    F&& fn) {
   using R = detail::SpawnResult<F>;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(limit);
   auto child = fiberio::spawn(std::forward<F>(fn), SpawnOptions{"with_timeout", std::nullopt});

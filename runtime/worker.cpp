@@ -174,7 +174,9 @@ WorkerStats Worker::stats() const noexcept {
   return stats;
 }
 
-bool Worker::has_stealable_work() const noexcept { return !queue_.empty() || inbox_.size_approx() != 0; }
+bool Worker::has_stealable_work() const noexcept {
+  return !queue_.empty() || inbox_.size_approx() != 0;
+}
 
 bool Worker::has_local_work() const noexcept {
   return lifo_ != nullptr || !queue_.empty() || inbox_.size_approx() != 0;
@@ -276,6 +278,5 @@ bool Worker::push_remote(Fiber* fiber) {
   inbox_.enqueue(fiber);
   return unpark();
 }
-
 
 }  // namespace fiberio::detail

@@ -82,8 +82,10 @@ TEST_CASE("from_env errors name the variable and the value") {
 }
 
 TEST_CASE("boolean spellings") {
-  for (const char* yes : {"true", "1", "on", "yes", "TRUE", "On"}) CHECK(fiberio::parse_bool(yes) == true);
-  for (const char* no : {"false", "0", "off", "no", "False"}) CHECK(fiberio::parse_bool(no) == false);
+  for (const char* yes : {"true", "1", "on", "yes", "TRUE", "On"})
+    CHECK(fiberio::parse_bool(yes) == true);
+  for (const char* no : {"false", "0", "off", "no", "False"})
+    CHECK(fiberio::parse_bool(no) == false);
   CHECK_FALSE(fiberio::parse_bool(""));
   CHECK_FALSE(fiberio::parse_bool("2"));
 }

@@ -16,9 +16,11 @@ TEST_CASE("100,000 fibers spawned and joined") {
   const std::size_t total = fiberio::block_on([] {
     std::vector<fiberio::JoinHandle<std::size_t>> handles;
     handles.reserve(100'000);
-    for (std::size_t i = 0; i < 100'000; ++i) handles.push_back(fiberio::spawn([i] { return i; }));
+    for (std::size_t i = 0; i < 100'000; ++i)
+      handles.push_back(fiberio::spawn([i] { return i; }));
     std::size_t sum = 0;
-    for (auto& h : handles) sum += h.join();
+    for (auto& h : handles)
+      sum += h.join();
     return sum;
   });
   CHECK(total == 100'000ull * 99'999 / 2);
@@ -27,9 +29,11 @@ TEST_CASE("100,000 fibers spawned and joined") {
 TEST_CASE("100,000 fibers across 2 workers, joined from main") {
   fiberio::Runtime rt{fiberio::Config{.threads = 2}};
   std::vector<fiberio::JoinHandle<int>> handles;
-  for (int i = 0; i < 100'000; ++i) handles.push_back(rt.spawn([] { return 1; }));
+  for (int i = 0; i < 100'000; ++i)
+    handles.push_back(rt.spawn([] { return 1; }));
   int sum = 0;
-  for (auto& h : handles) sum += h.join();
+  for (auto& h : handles)
+    sum += h.join();
   CHECK(sum == 100'000);
 }
 
@@ -96,7 +100,8 @@ TEST_CASE("sleeping fibers wake in deadline order") {
         out.push_back(ms);
       }));
     }
-    for (auto& h : hs) h.join();
+    for (auto& h : hs)
+      h.join();
     return out;
   });
   CHECK(order == std::vector<int>{0, 10, 20, 30});
@@ -167,8 +172,10 @@ TEST_CASE("with stack pool warm, stacks are reused and trimmed") {
   fiberio::block_on([] {
     for (int round = 0; round < 3; ++round) {
       std::vector<fiberio::JoinHandle<void>> hs;
-      for (int i = 0; i < 50; ++i) hs.push_back(fiberio::spawn([] { fiberio::yield(); }));
-      for (auto& h : hs) h.join();
+      for (int i = 0; i < 50; ++i)
+        hs.push_back(fiberio::spawn([] { fiberio::yield(); }));
+      for (auto& h : hs)
+        h.join();
     }
   });
   // block_on ran on this thread, so its stacks came back to this thread's pool.
@@ -187,7 +194,8 @@ TEST_CASE("shutdown leaves no fiber stack mapped") {
   const std::size_t before = fiberio::detail::StackPool::live_mappings();
   {
     fiberio::Runtime rt{fiberio::Config{.threads = 2}};
-    for (int i = 0; i < 200; ++i) rt.spawn([] { fiberio::sleep_for(1h); }).detach();
+    for (int i = 0; i < 200; ++i)
+      rt.spawn([] { fiberio::sleep_for(1h); }).detach();
     std::this_thread::sleep_for(20ms);
   }  // worker threads exit: their pools unmap what they cached
   CHECK(fiberio::detail::StackPool::live_mappings() == before);

@@ -30,7 +30,9 @@ Pipe make_pipe() {
   return Pipe{fiberio::AsyncFd(fds[0]), fiberio::AsyncFd(fds[1])};
 }
 
-std::span<const std::byte> bytes(const std::vector<unsigned char>& v) { return std::as_bytes(std::span(v)); }
+std::span<const std::byte> bytes(const std::vector<unsigned char>& v) {
+  return std::as_bytes(std::span(v));
+}
 
 }  // namespace
 
@@ -44,7 +46,8 @@ TEST_CASE("pipe I/O through AsyncFd: 4 MiB in both fibers' pieces arrive intact"
         std::vector<unsigned char> chunk(64 * 1024);
         std::size_t sent = 0;
         while (sent < kTotal) {
-          for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<unsigned char>((sent + i) * 31);
+          for (std::size_t i = 0; i < chunk.size(); ++i)
+            chunk[i] = static_cast<unsigned char>((sent + i) * 31);
           auto rest = bytes(chunk);
           while (!rest.empty()) {
             auto n = p.write_end.write(rest);
@@ -85,7 +88,8 @@ TEST_CASE("read with a deadline times out; readable() waits for data") {
           CHECK(n.error() == std::errc::timed_out);
 
           CHECK(p.write_end.writable());
-          auto reader = fiberio::spawn([&] { return p.read_end.readable(fiberio::Clock::now() + 10s).has_value(); });
+          auto reader =
+              fiberio::spawn([&] { return p.read_end.readable(fiberio::Clock::now() + 10s).has_value(); });
           fiberio::sleep_for(2ms);
           const unsigned char one = 1;
           REQUIRE(p.write_end.write(std::as_bytes(std::span(&one, 1))));
@@ -138,12 +142,14 @@ TEST_CASE("several fibers waiting to read the same fd: every byte reaches exactl
       std::vector<unsigned char> data(1000, 7);
       for (int i = 0; i < 10; ++i) {
         auto rest = bytes(data);
-        while (!rest.empty()) rest = rest.subspan(*p.write_end.write(rest));
+        while (!rest.empty())
+          rest = rest.subspan(*p.write_end.write(rest));
         fiberio::sleep_for(1ms);
       }
       p.write_end.close();
       std::size_t total = 0;
-      for (auto& r : readers) total += r.join();
+      for (auto& r : readers)
+        total += r.join();
       CHECK(total == 10'000);
     });
   });
@@ -187,10 +193,12 @@ TEST_CASE("wake channel: a burst of notifies costs one write until drained") {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 1000; ++i) wake.notify();
+      for (int i = 0; i < 1000; ++i)
+        wake.notify();
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   CHECK(wake.writes() == 1);
   wake.drain();
   wake.notify();
@@ -220,9 +228,12 @@ class CountingBackend final : public fiberio::Backend {
   explicit CountingBackend(std::atomic<int>& waits) : waits_(waits) {}
   std::string_view name() const override { return "counting"; }
   std::error_code add(int fd, std::uint64_t token) override { return inner_.add(fd, token); }
-  bool arm(int fd, std::uint64_t token, fiberio::Interest interest) override { return inner_.arm(fd, token, interest); }
+  bool arm(int fd, std::uint64_t token, fiberio::Interest interest) override {
+    return inner_.arm(fd, token, interest);
+  }
   void remove(int fd) override { inner_.remove(fd); }
-  std::size_t wait(std::span<fiberio::ReadinessEvent> out, std::optional<std::chrono::nanoseconds> timeout) override {
+  std::size_t wait(std::span<fiberio::ReadinessEvent> out,
+                   std::optional<std::chrono::nanoseconds> timeout) override {
     ++waits_;
     return inner_.wait(out, timeout);
   }

@@ -24,7 +24,8 @@ TEST_CASE("owner push/pop is FIFO and bounded") {
     CHECK(q.push(&items[i]));
   }
   CHECK_FALSE(q.push(&items.back()));  // full
-  for (std::size_t i = 0; i < RunQueue<Item>::kCapacity; ++i) CHECK(q.pop()->id == static_cast<int>(i));
+  for (std::size_t i = 0; i < RunQueue<Item>::kCapacity; ++i)
+    CHECK(q.pop()->id == static_cast<int>(i));
   CHECK(q.pop() == nullptr);
   CHECK(q.empty());
 }
@@ -32,16 +33,18 @@ TEST_CASE("owner push/pop is FIFO and bounded") {
 TEST_CASE("a steal takes about half and returns one to run") {
   RunQueue<Item> victim, thief;
   std::vector<Item> items(10);
-  for (auto& it : items) victim.push(&it);
+  for (auto& it : items)
+    victim.push(&it);
   Item* run_now = victim.steal_into(thief);
   REQUIRE(run_now != nullptr);
-  CHECK(thief.size() == 4);   // 5 stolen: one returned, four queued
+  CHECK(thief.size() == 4);  // 5 stolen: one returned, four queued
   CHECK(victim.size() == 5);
 
   // A thief whose own queue is more than half full has no room for a batch: it takes nothing.
   RunQueue<Item> busy;
   std::vector<Item> filler(RunQueue<Item>::kCapacity / 2 + 1);
-  for (auto& it : filler) busy.push(&it);
+  for (auto& it : filler)
+    busy.push(&it);
   CHECK(victim.steal_into(busy) == nullptr);
   CHECK(victim.size() == 5);
 }
@@ -50,7 +53,8 @@ TEST_CASE("stress: one owner pushing and popping, three thieves stealing; each i
   constexpr int kItems = 200'000;
   std::vector<Item> items(kItems);
   std::vector<std::atomic<int>> taken(kItems);
-  for (int i = 0; i < kItems; ++i) items[i].id = i;
+  for (int i = 0; i < kItems; ++i)
+    items[i].id = i;
   RunQueue<Item> owner_queue;
   std::atomic<bool> done{false};
 
@@ -63,7 +67,8 @@ TEST_CASE("stress: one owner pushing and popping, three thieves stealing; each i
       while (!done.load(std::memory_order_acquire)) {
         if (Item* it = owner_queue.steal_into(mine)) {
           take(it);
-          while (Item* more = mine.pop()) take(more);
+          while (Item* more = mine.pop())
+            take(more);
         }
       }
     });
@@ -76,9 +81,13 @@ TEST_CASE("stress: one owner pushing and popping, three thieves stealing; each i
     }
     if (Item* it = owner_queue.pop()) take(it);
   }
-  while (Item* it = owner_queue.pop()) take(it);
+  while (Item* it = owner_queue.pop())
+    take(it);
   done.store(true, std::memory_order_release);
-  for (auto& t : thieves) t.join();
-  while (Item* it = owner_queue.pop()) take(it);
-  for (int i = 0; i < kItems; ++i) REQUIRE(taken[i].load() == 1);
+  for (auto& t : thieves)
+    t.join();
+  while (Item* it = owner_queue.pop())
+    take(it);
+  for (int i = 0; i < kItems; ++i)
+    REQUIRE(taken[i].load() == 1);
 }

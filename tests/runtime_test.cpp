@@ -51,8 +51,9 @@ void busy_for(std::chrono::microseconds d) {
 
 }  // namespace
 
-TEST_CASE("stress: fibers ping-pong over socketpairs and channels across workers, with yields, sleeps, "
-          "deadlines and cancellations; every message arrives exactly once") {
+TEST_CASE(
+    "stress: fibers ping-pong over socketpairs and channels across workers, with yields, sleeps, "
+    "deadlines and cancellations; every message arrives exactly once") {
   for (std::uint32_t threads : {2u, 4u}) {
     CAPTURE(threads);
     fiberio::Runtime rt{fiberio::Config{.threads = threads, .work_stealing = true}};
@@ -118,7 +119,8 @@ TEST_CASE("stress: fibers ping-pong over socketpairs and channels across workers
         }
       }));
     }
-    for (auto& h : hs) h.join();
+    for (auto& h : hs)
+      h.join();
     long expected_socket = 0, expected_channel = 0;
     for (int p = 0; p < kPairs; ++p) {
       for (int i = 0; i < kMessages; ++i) {
@@ -130,7 +132,8 @@ TEST_CASE("stress: fibers ping-pong over socketpairs and channels across workers
     CHECK(channel_sum == expected_channel);
     CHECK(cancelled == kPairs);
     // Every timer set by a deadline was fired or cancelled, whichever worker the fiber ended on.
-    for (const auto& s : rt.stats()) CHECK(s.timers_pending == 0);
+    for (const auto& s : rt.stats())
+      CHECK(s.timers_pending == 0);
   }
 }
 
@@ -141,23 +144,26 @@ TEST_CASE("balance: CPU-bound fibers spawned on one worker spread with stealing,
     std::mutex m;
     std::set<int> workers_used;
     rt.spawn_on(0, [&] {
-      std::vector<fiberio::JoinHandle<void>> hs;
-      for (int i = 0; i < 64; ++i) {
-        hs.push_back(fiberio::spawn([&] {
-          busy_for(2ms);  // never yields: only stealing can move the queued ones
-          std::lock_guard lock(m);
-          workers_used.insert(fiberio::this_fiber::worker_index());
-        }));
-      }
-      for (auto& h : hs) h.join();
-    }).join();
+        std::vector<fiberio::JoinHandle<void>> hs;
+        for (int i = 0; i < 64; ++i) {
+          hs.push_back(fiberio::spawn([&] {
+            busy_for(2ms);  // never yields: only stealing can move the queued ones
+            std::lock_guard lock(m);
+            workers_used.insert(fiberio::this_fiber::worker_index());
+          }));
+        }
+        for (auto& h : hs)
+          h.join();
+      }).join();
     const auto stats = rt.stats();
     std::uint64_t stolen = 0;
-    for (const auto& s : stats) stolen += s.fibers_stolen;
+    for (const auto& s : stats)
+      stolen += s.fibers_stolen;
     if (stealing) {
       CHECK(workers_used.size() == 4);
       CHECK(stolen > 0);
-      for (const auto& s : stats) CHECK(s.fibers_run > 0);
+      for (const auto& s : stats)
+        CHECK(s.fibers_run > 0);
     } else {
       CHECK(workers_used == std::set<int>{0});
       CHECK(stolen == 0);
@@ -171,11 +177,12 @@ TEST_CASE("a fiber that blocks its thread does not strand the fibers queued behi
   std::atomic<bool> blocker_finished{false};
   std::atomic<int> done_before_blocker_finished{-1};
   rt.spawn_on(0, [&] {
-    for (int i = 0; i < 10; ++i) fiberio::spawn([&] { ++done; }).detach();
-    std::this_thread::sleep_for(300ms);  // a blocking call: the whole thread stalls
-    done_before_blocker_finished = done.load();
-    blocker_finished = true;
-  }).join();
+      for (int i = 0; i < 10; ++i)
+        fiberio::spawn([&] { ++done; }).detach();
+      std::this_thread::sleep_for(300ms);  // a blocking call: the whole thread stalls
+      done_before_blocker_finished = done.load();
+      blocker_finished = true;
+    }).join();
   CHECK(done_before_blocker_finished.load() == 10);
 }
 
@@ -193,7 +200,8 @@ TEST_CASE("LIFO ping-pong does not starve the rest of the queue") {
       ping.close();
     });
     auto b = fiberio::spawn([&] {
-      while (auto v = ping.recv()) pong.send(*v);
+      while (auto v = ping.recv())
+        pong.send(*v);
     });
     auto neighbour = fiberio::spawn([&] { neighbour_ran = true; });
     a.join();
@@ -234,8 +242,9 @@ TEST_CASE("inbox is polled while a worker is busy with ready fibers") {
   // Two fibers keep the only worker busy forever, yielding to each other.
   for (int i = 0; i < 2; ++i) {
     rt.spawn([&] {
-      while (!stop) fiberio::yield();
-    }).detach();
+        while (!stop)
+          fiberio::yield();
+      }).detach();
   }
   // A spawn from main lands in the inbox and must still run.
   rt.spawn([&] { stop = true; }).join();
@@ -247,9 +256,11 @@ TEST_CASE("spawn from main while every worker is parked") {
   for (int round = 0; round < 10; ++round) {
     std::this_thread::sleep_for(2ms);  // workers park
     std::vector<fiberio::JoinHandle<int>> hs;
-    for (int i = 0; i < 100; ++i) hs.push_back(rt.spawn([i] { return i; }));
+    for (int i = 0; i < 100; ++i)
+      hs.push_back(rt.spawn([i] { return i; }));
     int sum = 0;
-    for (auto& h : hs) sum += h.join();
+    for (auto& h : hs)
+      sum += h.join();
     CHECK(sum == 4950);
   }
 }
@@ -284,7 +295,8 @@ TEST_CASE("with_timeout: value in time, timed_out otherwise, the child unwound")
     CHECK(slow.error() == std::errc::timed_out);
     CHECK(unwound);
 
-    CHECK_THROWS_AS(fiberio::with_timeout(1s, []() -> int { throw std::runtime_error("x"); }), std::runtime_error);
+    CHECK_THROWS_AS(fiberio::with_timeout(1s, []() -> int { throw std::runtime_error("x"); }),
+                    std::runtime_error);
   });
 }
 
@@ -294,15 +306,18 @@ TEST_CASE("a stop token for loops that never block") {
   auto h = rt.spawn([&] {
     running = true;
     long spins = 0;
-    while (!fiberio::this_fiber::cancel_requested()) ++spins;
+    while (!fiberio::this_fiber::cancel_requested())
+      ++spins;
     return spins;
   });
-  while (!running) std::this_thread::sleep_for(1ms);
+  while (!running)
+    std::this_thread::sleep_for(1ms);
   h.cancel();
   CHECK(h.join() >= 0);  // the loop saw the token and returned normally
 }
 
-TEST_CASE("shutdown with fibers blocked in I/O, timers, channels, mutexes and being stolen: no hang, no leak") {
+TEST_CASE(
+    "shutdown with fibers blocked in I/O, timers, channels, mutexes and being stolen: no hang, no leak") {
   for (bool stealing : {true, false}) {
     CAPTURE(stealing);
     // Fibers that had started must unwind (destructors run); queued ones end without running their body.
@@ -322,40 +337,42 @@ TEST_CASE("shutdown with fibers blocked in I/O, timers, channels, mutexes and be
       for (int i = 0; i < 50; ++i) {
         auto [a, b] = socket_pair();
         rt.spawn([&, a = std::move(a), b = std::move(b)]() mutable {
-          Count c{unwound, started};
-          std::byte buf[1];
-          (void)a.read(buf);
-        }).detach();
+            Count c{unwound, started};
+            std::byte buf[1];
+            (void)a.read(buf);
+          }).detach();
         rt.spawn([&] {
-          Count c{unwound, started};
-          fiberio::sleep_for(1h);
-        }).detach();
+            Count c{unwound, started};
+            fiberio::sleep_for(1h);
+          }).detach();
         rt.spawn([&, channel] {
-          Count c{unwound, started};
-          (void)channel->recv();
-        }).detach();
+            Count c{unwound, started};
+            (void)channel->recv();
+          }).detach();
         rt.spawn([&, mutex] {
-          Count c{unwound, started};
-          mutex->lock();
-        }).detach();
-        rt.spawn_on(0, [&] {  // a queue full of busy fibers for the other workers to steal
-          Count c{unwound, started};
-          for (;;) {
-            busy_for(50us);
-            fiberio::yield();
-          }
-        }).detach();
+            Count c{unwound, started};
+            mutex->lock();
+          }).detach();
+        rt.spawn_on(0,
+                    [&] {  // a queue full of busy fibers for the other workers to steal
+                      Count c{unwound, started};
+                      for (;;) {
+                        busy_for(50us);
+                        fiberio::yield();
+                      }
+                    })
+            .detach();
         spawned += 5;
       }
       // And a fiber that swallows cancellation once and waits again: shutdown cancels it again.
       rt.spawn([&] {
-        Count c{unwound, started};
-        try {
+          Count c{unwound, started};
+          try {
+            fiberio::sleep_for(1h);
+          } catch (const fiberio::Cancelled&) {
+          }
           fiberio::sleep_for(1h);
-        } catch (const fiberio::Cancelled&) {
-        }
-        fiberio::sleep_for(1h);
-      }).detach();
+        }).detach();
       ++spawned;
       std::this_thread::sleep_for(20ms);
       CHECK(rt.live_fibers() > 0);
@@ -373,15 +390,16 @@ TEST_CASE("shutdown races with wake-ups and spawns from other threads") {
     auto rt = std::make_unique<fiberio::Runtime>(fiberio::Config{.threads = 2});
     for (int i = 0; i < 20; ++i) {
       rt->spawn([&] {
-        for (;;) {
-          event.wait();
-          event.reset();
-          fiberio::spawn([] { fiberio::yield(); }).detach();
-        }
-      }).detach();
+          for (;;) {
+            event.wait();
+            event.reset();
+            fiberio::spawn([] { fiberio::yield(); }).detach();
+          }
+        }).detach();
     }
     std::thread waker([&] {
-      while (!stop) event.set();
+      while (!stop)
+        event.set();
     });
     std::this_thread::sleep_for(1ms);
     rt.reset();  // shutdown while the waker keeps setting the event

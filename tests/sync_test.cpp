@@ -15,7 +15,8 @@ TEST_CASE("channel ping-pong between two fibers") {
   const int last = fiberio::block_on([] {
     fiberio::Channel<int> ping{1}, pong{1};
     auto echo = fiberio::spawn([&] {
-      while (auto v = ping.recv()) pong.send(*v + 1);
+      while (auto v = ping.recv())
+        pong.send(*v + 1);
       pong.close();
     });
     int v = 0;
@@ -63,13 +64,15 @@ TEST_CASE("bounded channel: a sender waits while full, and order is kept") {
   fiberio::block_on([] {
     fiberio::Channel<int> ch{2};
     auto producer = fiberio::spawn([&] {
-      for (int i = 0; i < 100; ++i) ch.send(i);
+      for (int i = 0; i < 100; ++i)
+        ch.send(i);
       ch.close();
     });
     fiberio::yield();
     CHECK(ch.size() <= 2);
     int expected = 0;
-    while (auto v = ch.recv()) CHECK(*v == expected++);
+    while (auto v = ch.recv())
+      CHECK(*v == expected++);
     CHECK(expected == 100);
     producer.join();
   });
@@ -83,23 +86,28 @@ TEST_CASE("MPMC channel across 4 workers: every item delivered exactly once") {
   std::vector<fiberio::JoinHandle<std::vector<int>>> consumers;
   for (int p = 0; p < kProducers; ++p) {
     producers.push_back(rt.spawn([&ch, p] {
-      for (int i = 0; i < kPerProducer; ++i) ch.send(p * kPerProducer + i);
+      for (int i = 0; i < kPerProducer; ++i)
+        ch.send(p * kPerProducer + i);
     }));
   }
   for (int c = 0; c < kConsumers; ++c) {
     consumers.push_back(rt.spawn([&ch] {
       std::vector<int> got;
-      while (auto v = ch.recv()) got.push_back(*v);
+      while (auto v = ch.recv())
+        got.push_back(*v);
       return got;
     }));
   }
-  for (auto& p : producers) p.join();
+  for (auto& p : producers)
+    p.join();
   ch.close();
   std::vector<int> seen(kProducers * kPerProducer, 0);
   for (auto& c : consumers) {
-    for (int v : c.join()) ++seen[v];
+    for (int v : c.join())
+      ++seen[v];
   }
-  for (int count : seen) REQUIRE(count == 1);
+  for (int count : seen)
+    REQUIRE(count == 1);
 }
 
 TEST_CASE("recv_until times out on an empty channel") {
@@ -123,7 +131,8 @@ TEST_CASE("mutex: exclusive across workers") {
       }
     }));
   }
-  for (auto& h : hs) h.join();
+  for (auto& h : hs)
+    h.join();
   CHECK(counter == 16 * 2000);
 }
 
@@ -145,10 +154,12 @@ TEST_CASE("mutex fairness: under contention every waiter gets the lock in FIFO t
     }
     fiberio::yield();
     m.unlock();
-    for (auto& h : hs) h.join();
+    for (auto& h : hs)
+      h.join();
     REQUIRE(order.size() == kFibers * kRounds);
     // Hand-off is FIFO: the fibers take strict turns.
-    for (std::size_t i = 0; i < order.size(); ++i) CHECK(order[i] == static_cast<int>(i % kFibers));
+    for (std::size_t i = 0; i < order.size(); ++i)
+      CHECK(order[i] == static_cast<int>(i % kFibers));
   });
 }
 
@@ -251,7 +262,8 @@ TEST_CASE("semaphore bounds concurrency across workers") {
       sem.release();
     }));
   }
-  for (auto& h : hs) h.join();
+  for (auto& h : hs)
+    h.join();
   CHECK(peak.load() <= 3);
   CHECK(peak.load() >= 1);
 }
@@ -275,13 +287,15 @@ TEST_CASE("a plain std::thread wakes fibers through Event and Channel") {
   auto waiter = rt.spawn([&] {
     go.wait();
     int sum = 0;
-    while (auto v = ch.recv()) sum += *v;
+    while (auto v = ch.recv())
+      sum += *v;
     return sum;
   });
   std::thread producer([&] {
     std::this_thread::sleep_for(5ms);  // let the fiber park first
     go.set();
-    for (int i = 1; i <= 100; ++i) ch.send(i);
+    for (int i = 1; i <= 100; ++i)
+      ch.send(i);
     ch.close();
   });
   CHECK(waiter.join() == 5050);
@@ -292,11 +306,13 @@ TEST_CASE("a plain thread blocks on a channel fed by fibers") {
   fiberio::Runtime rt{fiberio::Config{.threads = 2}};
   fiberio::Channel<int> ch{1};
   rt.spawn([&] {
-    for (int i = 0; i < 100; ++i) ch.send(i);
-    ch.close();
-  }).detach();
+      for (int i = 0; i < 100; ++i)
+        ch.send(i);
+      ch.close();
+    }).detach();
   int count = 0;
-  while (ch.recv()) ++count;  // main thread: futex waits
+  while (ch.recv())
+    ++count;  // main thread: futex waits
   CHECK(count == 100);
 }
 
@@ -307,10 +323,10 @@ TEST_CASE("wait group waits for all") {
   wg.add(20);
   for (int i = 0; i < 20; ++i) {
     rt.spawn([&] {
-      fiberio::sleep_for(1ms);
-      ++done;
-      wg.done();
-    }).detach();
+        fiberio::sleep_for(1ms);
+        ++done;
+        wg.done();
+      }).detach();
   }
   rt.block_on([&] { wg.wait(); });
   CHECK(done == 20);

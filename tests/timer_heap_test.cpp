@@ -17,11 +17,14 @@ TEST_CASE("timers pop in deadline order, ties in any order") {
   const auto t0 = Clock::now();
   std::mt19937 rng(7);
   std::vector<int> offsets(1000);
-  for (int i = 0; i < 1000; ++i) offsets[i] = static_cast<int>(rng() % 500);
-  for (int i = 0; i < 1000; ++i) heap.insert(t0 + milliseconds(offsets[i]), offsets[i]);
+  for (int i = 0; i < 1000; ++i)
+    offsets[i] = static_cast<int>(rng() % 500);
+  for (int i = 0; i < 1000; ++i)
+    heap.insert(t0 + milliseconds(offsets[i]), offsets[i]);
   CHECK(heap.earliest() == t0 + milliseconds(*std::min_element(offsets.begin(), offsets.end())));
   std::vector<int> popped;
-  while (auto v = heap.pop_expired(t0 + milliseconds(1000))) popped.push_back(*v);
+  while (auto v = heap.pop_expired(t0 + milliseconds(1000)))
+    popped.push_back(*v);
   std::sort(offsets.begin(), offsets.end());
   CHECK(popped == offsets);
   CHECK(heap.size() == 0);
@@ -67,7 +70,8 @@ TEST_CASE("cancelling other timers while expiring them") {
   TimerHeap<int> heap;
   const auto t0 = Clock::now();
   std::vector<TimerHandle> handles;
-  for (int i = 0; i < 100; ++i) handles.push_back(heap.insert(t0 + milliseconds(i), i));
+  for (int i = 0; i < 100; ++i)
+    handles.push_back(heap.insert(t0 + milliseconds(i), i));
   std::vector<int> fired;
   // Each fired timer cancels the next one, as a callback that cancels a sibling would.
   while (auto v = heap.pop_expired(t0 + milliseconds(200))) {
@@ -75,7 +79,8 @@ TEST_CASE("cancelling other timers while expiring them") {
     if (*v + 1 < 100) heap.cancel(handles[*v + 1]);
   }
   REQUIRE(fired.size() == 50);
-  for (std::size_t i = 0; i < fired.size(); ++i) CHECK(fired[i] == static_cast<int>(2 * i));
+  for (std::size_t i = 0; i < fired.size(); ++i)
+    CHECK(fired[i] == static_cast<int>(2 * i));
 }
 
 TEST_CASE("random inserts and cancels keep heap order") {
@@ -111,7 +116,8 @@ TEST_CASE("a million set-and-cancel timeouts use the memory of the peak, not of 
   for (int i = 0; i < 1'000'000; ++i) {
     window.push_back(heap.insert(t0 + std::chrono::seconds(30), i));
     if (window.size() == 100) {  // at most 100 live, as a server with 100 requests in flight
-      for (auto h : window) heap.cancel(h);
+      for (auto h : window)
+        heap.cancel(h);
       window.clear();
     }
   }

@@ -7,12 +7,14 @@ int main() {
   fiberio::Runtime rt{fiberio::Config{.threads = 2}};
   fiberio::Channel<int> ch{4};
   auto producer = rt.spawn([&] {
-    for (int i = 1; i <= 10; ++i) ch.send(i);
+    for (int i = 1; i <= 10; ++i)
+      ch.send(i);
     ch.close();
   });
   const int sum = rt.block_on([&] {
     int s = 0;
-    while (auto v = ch.recv()) s += *v;
+    while (auto v = ch.recv())
+      s += *v;
     return s;
   });
   producer.join();
