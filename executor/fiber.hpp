@@ -90,6 +90,8 @@ class Fiber {
   std::uint32_t worker_index = 0;
   // Ready I/O operations left in this turn before the fiber must yield (cooperative budget).
   std::uint32_t io_budget = 0;
+  // Debug builds: set while a worker runs this fiber, to catch a double resume.
+  std::atomic<bool> on_cpu{false};
   // Intrusive links for the scheduler's registry of live fibers.
   Fiber* registry_prev = nullptr;
   Fiber* registry_next = nullptr;

@@ -6,6 +6,8 @@
 
 #include <pthread.h>
 
+#include <cassert>
+
 #include <chrono>
 
 namespace fiberio::detail {
@@ -52,6 +54,9 @@ Worker::Worker(Scheduler& scheduler, std::uint32_t index, std::unique_ptr<Backen
 // Inlined into run(): one call frame less around the switch measurably cuts its cost (docs/benchmarks.md).
 __attribute__((always_inline)) inline void Worker::run_fiber(Fiber* fiber) {
   counters_.fibers_run.add();
+  // A fiber queued twice (a double resume) would run on two stacks' worth of state at once: catch it in
+  // debug builds, where the stress tests run.
+  assert(!fiber->on_cpu.exchange(true, std::memory_order_acq_rel) && "fiber resumed twice");
   running_ = fiber;
   fiber->worker_index = index_;
   fiber->io_budget = scheduler_.config().io_budget;
@@ -61,6 +66,9 @@ __attribute__((always_inline)) inline void Worker::run_fiber(Fiber* fiber) {
   fiber->context_ = switch_context(std::move(fiber->context_));
   finish_switch(asan_fake_stack_);
   running_ = nullptr;
+#ifndef NDEBUG
+  fiber->on_cpu.store(false, std::memory_order_release);
+#endif
   fiber->after_switch_out(*this);
 }
 
