@@ -33,11 +33,15 @@ void WakeChannel::notify() noexcept {
   [[maybe_unused]] auto n = ::write(write_fd_, &one, write_fd_ == read_fd_ ? sizeof one : 1);
 }
 
+// Read first, clear after: clearing first let a notify() between the two write a value the read then
+// swallowed, leaving `pending_` set over an empty fd, and every later notify() skipped its write (a lost
+// wake-up, found by tests/net_core_repro_test.cpp). A notify() that lands after the read and before the
+// clear is coalesced away, which is fine: the owner is awake and looks at its queues after draining.
 void WakeChannel::drain() noexcept {
-  pending_.store(false, std::memory_order_release);
   std::uint64_t buffer[8];
   while (::read(read_fd_, buffer, sizeof buffer) > 0 && write_fd_ != read_fd_) {
   }
+  pending_.store(false, std::memory_order_release);
 }
 
 }  // namespace fiberio::detail
