@@ -81,6 +81,7 @@ class Fiber {
   void abandon() noexcept;
 
   const std::string& name() const noexcept { return name_; }
+  StackBounds stack_bounds() const noexcept { return stack_; }
   Scheduler& scheduler() const noexcept { return scheduler_; }
 
   // The fiber running on this thread, or nullptr on a plain thread or a worker's own stack.

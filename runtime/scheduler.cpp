@@ -1,5 +1,6 @@
 #include "runtime/scheduler.hpp"
 
+#include "executor/overflow_reporter.hpp"
 #include "runtime/worker.hpp"
 
 #include <stdexcept>
@@ -18,6 +19,7 @@ Config checked(Config config) {
 
 Scheduler::Scheduler(Config config, bool caller_driven)
     : config_(checked(std::move(config))), caller_driven_(caller_driven), idle_(config_.threads) {
+  install_overflow_reporter();
   workers_.reserve(config_.threads);
   for (std::uint32_t i = 0; i < config_.threads; ++i) {
     std::error_code ec;

@@ -1,6 +1,7 @@
 #include "runtime/worker.hpp"
 
 #include "executor/context.hpp"
+#include "executor/overflow_reporter.hpp"
 #include "executor/stack_pool.hpp"
 #include "runtime/scheduler.hpp"
 
@@ -77,6 +78,7 @@ void Worker::run(const std::atomic<bool>& stop, std::optional<Deadline> until) {
   t_worker = this;
   reactor_.set_owner(std::this_thread::get_id());
   thread_stack_ = current_thread_stack();
+  prepare_thread_for_overflow_reports();
   tsan_context_ = tsan_current();
 
   while (!stop.load(std::memory_order_acquire)) {

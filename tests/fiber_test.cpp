@@ -1,10 +1,15 @@
 // Fibers: spawn/join, results and exceptions across join, yield, sleep, names, block_on, cancellation.
 #include <doctest/doctest.h>
 
+#include "executor/sanitizer.hpp"
 #include "executor/stack_pool.hpp"
 #include "fiberio.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <csignal>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -199,4 +204,40 @@ TEST_CASE("shutdown leaves no fiber stack mapped") {
     std::this_thread::sleep_for(20ms);
   }  // worker threads exit: their pools unmap what they cached
   CHECK(fiberio::detail::StackPool::live_mappings() == before);
+}
+
+namespace {
+// Recurses until the stack runs out (a fiber stack is far smaller than the bound); the volatile array
+// keeps each frame real.
+int recurse(int depth) {
+  volatile char frame[1024];
+  frame[0] = static_cast<char>(depth);
+  if (depth > 10'000'000) return frame[0];
+  return recurse(depth + 1) + frame[0];
+}
+}  // namespace
+
+TEST_CASE("a stack overflow names the fiber and kills the process") {
+  if (fiberio::detail::kSanitized) return;  // sanitizers report overflows themselves
+  int err[2];
+  REQUIRE(::pipe(err) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::dup2(err[1], STDERR_FILENO);
+    ::signal(SIGSEGV, SIG_DFL);  // the test runner's crash handler must not report this expected crash
+    fiberio::block_on([] { fiberio::spawn([] { return recurse(0); }, {.name = "deep-recursion"}).join(); });
+    ::_exit(0);  // not reached
+  }
+  ::close(err[1]);
+  std::string output;
+  char buf[512];
+  for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;)
+    output.append(buf, static_cast<std::size_t>(n));
+  ::close(err[0]);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGSEGV);
+  CHECK(output.find("fiber 'deep-recursion' overflowed") != std::string::npos);
 }
