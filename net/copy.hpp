@@ -1,0 +1,49 @@
+// net/copy.hpp — copy_bidirectional(): relays bytes both ways between two streams (the heart of a proxy)
+// until both directions have ended, passing a half-close from either side on to the other.
+//
+//   auto moved = fiberio::copy_bidirectional(client, upstream, {.idle_timeout = 60s});
+//   if (!moved) log("relay failed:", moved.error().message());
+//   else log(moved->a_to_b, "bytes up,", moved->b_to_a, "bytes down");
+//
+// How it runs: two fibers, one per direction, spawned on the caller's runtime; the caller waits for both
+// (so the streams must simply outlive the call). A direction copies until end of stream from its source,
+// then shuts down the write side of its destination (the half-close passes on), and ends. The first
+// error in either direction cancels the other one and is returned; the streams are left open (close
+// them). Two fibers rather than one because each direction then is plain sequential code that blocks on
+// exactly one thing at a time.
+// Zero copy: on Linux each direction moves data socket -> pipe -> socket with splice(2), so the bytes
+// never enter user space; a pipe that cannot be created (EMFILE) or a stream that refuses splice (EINVAL)
+// falls back to read/write through a heap buffer of chunk_size. docs/benchmarks.md has the numbers.
+// splice(2) into a socket whose peer is gone would raise SIGPIPE (it takes no MSG_NOSIGNAL): the write
+// blocks SIGPIPE in the calling thread around the call and consumes the one it raised, so the error comes
+// back as errc::broken_pipe like every other write's.
+// Idle timeout: with idle_timeout set, no byte moving in either direction for that long ends the copy
+// with errc::timed_out (both directions are stopped).
+// Errors, cancellation: net/error.hpp; a cancelled caller cancels both directions and waits for them.
+// Thread-safety: a and b must not be read or written by anyone else during the call.
+#pragma once
+
+#include "net/error.hpp"
+#include "net/stream_socket.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+namespace fiberio {
+
+struct CopyOptions {
+  bool use_splice = true;                         // false: always read/write through a buffer
+  std::size_t chunk_size = 64 * 1024;             // bytes per splice/read (also the pipe's size)
+  std::optional<Clock::duration> idle_timeout{};  // nullopt: never
+};
+
+struct CopyResult {
+  std::uint64_t a_to_b = 0;  // bytes written to b
+  std::uint64_t b_to_a = 0;  // bytes written to a
+};
+
+IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const CopyOptions& options = {});
+
+}  // namespace fiberio

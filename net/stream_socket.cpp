@@ -1,0 +1,109 @@
+#include "net/stream_socket.hpp"
+
+#include "net/socket_ops.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <climits>
+#include <vector>
+
+namespace fiberio {
+
+IoResult<std::size_t> StreamSocket::read_some(std::span<std::byte> buffer, std::optional<Deadline> deadline) {
+  auto n = fd_.io(
+      Interest::read, [&] { return ::recv(fd_.fd(), buffer.data(), buffer.size(), 0); }, deadline);
+  if (!n) return std::unexpected(n.error());
+  return static_cast<std::size_t>(*n);
+}
+
+IoResult<void> StreamSocket::read_exact(std::span<std::byte> buffer, std::optional<Deadline> deadline) {
+  std::size_t done = 0;
+  while (done < buffer.size()) {
+    auto n = read_some(buffer.subspan(done), deadline);
+    if (!n) return std::unexpected(n.error());
+    if (*n == 0) return std::unexpected(make_error_code(done == 0 ? NetErrc::eof : NetErrc::unexpected_eof));
+    done += *n;
+  }
+  return {};
+}
+
+IoResult<std::size_t> StreamSocket::write_some(std::span<const std::byte> buffer,
+                                               std::optional<Deadline> deadline) {
+  auto n = fd_.io(
+      Interest::write, [&] { return ::send(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); },
+      deadline);
+  if (!n) return std::unexpected(n.error());
+  return static_cast<std::size_t>(*n);
+}
+
+IoResult<void> StreamSocket::write_all(std::span<const std::byte> buffer, std::optional<Deadline> deadline) {
+  while (!buffer.empty()) {
+    auto n = write_some(buffer, deadline);
+    if (!n) return std::unexpected(n.error());
+    buffer = buffer.subspan(*n);
+  }
+  return {};
+}
+
+IoResult<void> StreamSocket::writev_all(std::span<const std::span<const std::byte>> buffers,
+                                        std::optional<Deadline> deadline) {
+  // A window of at most IOV_MAX iovecs over `buffers`; `first` and `offset` track what is already sent.
+  constexpr std::size_t kMaxIov = IOV_MAX;
+  std::vector<iovec> iov;
+  iov.reserve(std::min(buffers.size(), kMaxIov));
+  std::size_t first = 0;
+  std::size_t offset = 0;  // bytes of buffers[first] already sent
+  for (;;) {
+    while (first < buffers.size() && offset == buffers[first].size()) {
+      ++first;
+      offset = 0;
+    }
+    if (first == buffers.size()) return {};
+    iov.clear();
+    for (std::size_t i = first; i < buffers.size() && iov.size() < kMaxIov; ++i) {
+      const std::size_t skip = i == first ? offset : 0;
+      if (buffers[i].size() == skip) continue;
+      iov.push_back(iovec{const_cast<std::byte*>(buffers[i].data()) + skip, buffers[i].size() - skip});
+    }
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = iov.size();
+    auto n = fd_.io(
+        Interest::write, [&] { return ::sendmsg(fd_.fd(), &msg, MSG_NOSIGNAL); }, deadline);
+    if (!n) return std::unexpected(n.error());
+    // Advance past what was sent.
+    auto sent = static_cast<std::size_t>(*n);
+    while (sent > 0) {
+      const std::size_t left = buffers[first].size() - offset;
+      if (sent < left) {
+        offset += sent;
+        sent = 0;
+      } else {
+        sent -= left;
+        ++first;
+        offset = 0;
+      }
+    }
+  }
+}
+
+IoResult<void> StreamSocket::shutdown_write() {
+  if (::shutdown(fd_.fd(), SHUT_WR) != 0) return std::unexpected(detail::last_error());
+  return {};
+}
+
+IoResult<void> StreamSocket::shutdown_both() {
+  if (::shutdown(fd_.fd(), SHUT_RDWR) != 0) return std::unexpected(detail::last_error());
+  return {};
+}
+
+IoResult<SocketAddress> StreamSocket::local_addr() const {
+  return detail::local_address(fd_.fd());
+}
+IoResult<SocketAddress> StreamSocket::peer_addr() const {
+  return detail::peer_address(fd_.fd());
+}
+
+}  // namespace fiberio

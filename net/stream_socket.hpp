@@ -1,0 +1,70 @@
+// net/stream_socket.hpp — what every connected byte stream (TCP, Unix) can do: read, write, half-close,
+// name its ends. TcpStream and UnixStream derive from it; copy_bidirectional() takes two of them.
+//
+//   std::array<std::byte, 4096> buf;
+//   auto n = stream.read_some(buf, fiberio::Clock::now() + 5s);   // 0: the peer closed its side
+//   if (!n) return n.error();                                     // errc::timed_out, connection_reset...
+//   if (auto w = stream.write_all(std::span(buf).first(*n)); !w) return w.error();
+//
+// Owns one socket fd (through an AsyncFd); closing happens in the destructor or close().
+// Errors (net/error.hpp): expected<T, error_code>; deadlines give errc::timed_out; cancellation throws
+// Cancelled. A peer that vanished gives errc::connection_reset or errc::broken_pipe, never a SIGPIPE: writes
+// use send/sendmsg with MSG_NOSIGNAL. After a failed or timed-out read_exact/write_all the stream position
+// is unknown (part of the data may have moved): treat the stream as broken.
+// Thread-safety: one fiber may read while another writes; two concurrent readers (or writers) interleave
+// their bytes unpredictably. Everything else: one fiber at a time.
+#pragma once
+
+#include "net/address.hpp"
+#include "net/error.hpp"
+#include "reactor/async_fd.hpp"
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace fiberio {
+
+class StreamSocket {
+ public:
+  StreamSocket() = default;
+  // Adopts a connected stream socket (made non-blocking if it is not).
+  explicit StreamSocket(int fd) : fd_(fd) {}
+
+  bool is_open() const noexcept { return fd_.is_open(); }
+  int fd() const noexcept { return fd_.fd(); }
+  AsyncFd& async_fd() noexcept { return fd_; }
+  void close() noexcept { fd_.close(); }
+  int release() noexcept { return fd_.release(); }
+
+  // Up to buffer.size() bytes; 0 means end of stream (or an empty buffer).
+  IoResult<std::size_t> read_some(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
+  // Fills `buffer` completely, or fails: NetErrc::eof if the stream ended before any byte,
+  // NetErrc::unexpected_eof if it ended part way.
+  IoResult<void> read_exact(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
+
+  // At least one byte (for a non-empty buffer), as many as the socket takes now.
+  IoResult<std::size_t> write_some(std::span<const std::byte> buffer, std::optional<Deadline> deadline = {});
+  IoResult<void> write_all(std::span<const std::byte> buffer, std::optional<Deadline> deadline = {});
+  IoResult<void> write_all(std::string_view text, std::optional<Deadline> deadline = {}) {
+    return write_all(std::as_bytes(std::span(text.data(), text.size())), deadline);
+  }
+  // Gathers the buffers in order with sendmsg (no copy into one buffer), resuming after partial writes.
+  IoResult<void> writev_all(std::span<const std::span<const std::byte>> buffers,
+                            std::optional<Deadline> deadline = {});
+
+  // Half-close: the peer reads end of stream once it has read everything sent before; this side can still
+  // read. Unblocks nothing on this side.
+  IoResult<void> shutdown_write();
+  // Both directions (wakes a fiber of this stream blocked in read: it sees end of stream).
+  IoResult<void> shutdown_both();
+
+  IoResult<SocketAddress> local_addr() const;
+  IoResult<SocketAddress> peer_addr() const;
+
+ protected:
+  AsyncFd fd_;
+};
+
+}  // namespace fiberio

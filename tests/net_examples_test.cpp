@@ -1,0 +1,120 @@
+// The guide's examples (docs/examples/*.cpp) compiled into this test and run briefly, so docs/guide.md
+// cannot rot. Each example is included in its own namespace with its main() renamed; the headers they use
+// are included first, here, so that the examples' own #includes are no-ops inside the namespaces.
+#include <doctest/doctest.h>
+
+#include "fiberio.hpp"
+
+#include <signal.h>
+#include <string.h>
+
+#include <array>
+#include <iostream>
+#include <string>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace {
+// The graceful-shutdown example needs SIGINT/SIGTERM blocked before any thread exists: do it before main.
+const bool kBlocked = [] { return !fiberio::block_signals({SIGINT, SIGTERM}); }();
+}  // namespace
+
+#define main echo_server_main
+namespace example_echo_server {
+#include "../docs/examples/echo_server.cpp"
+}
+#undef main
+#define main client_main
+namespace example_client {
+#include "../docs/examples/client.cpp"
+}
+#undef main
+#define main timeout_main
+namespace example_timeout {
+#include "../docs/examples/timeout.cpp"
+}
+#undef main
+#define main graceful_shutdown_main
+namespace example_graceful_shutdown {
+#include "../docs/examples/graceful_shutdown.cpp"
+}
+#undef main
+
+namespace {
+
+// Runs an example's main with these arguments.
+template <class Main>
+int run_main(Main main_fn, std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return main_fn(static_cast<int>(args.size()), argv.data());
+}
+
+}  // namespace
+
+TEST_CASE("examples: echo_server serves, client talks to it (by name, through resolve)") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  auto listener = fiberio::TcpListener::bind(fiberio::SocketAddress::loopback_v4(0));
+  REQUIRE(listener);
+  const auto port = listener->local_addr()->port();
+  auto server = rt.spawn([&] { example_echo_server::serve(*listener); });
+  const auto reply = rt.block_on([&] {
+    return example_client::request({"localhost", port}, "hello, guide");
+  });
+  REQUIRE_MESSAGE(reply, reply.error().message());
+  CHECK(*reply == "hello, guide");
+  // The client program itself, arguments and all.
+  CHECK(run_main(example_client::client_main, {"client", "127.0.0.1:" + std::to_string(port), "hi"}) == 0);
+  CHECK(run_main(example_client::client_main, {"client", "127.0.0.1"}) == 2);  // malformed: no port
+  CHECK(run_main(example_echo_server::echo_server_main, {"echo_server", "127.0.0.1:99999"}) == 2);
+  server.cancel();
+  CHECK_THROWS_AS(server.join(), fiberio::Cancelled);
+}
+
+TEST_CASE("examples: timeout gets a pong from the echo server and times out against a silent one") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  auto echo = fiberio::TcpListener::bind(fiberio::SocketAddress::loopback_v4(0));
+  auto silent = fiberio::TcpListener::bind(fiberio::SocketAddress::loopback_v4(0));  // never accepts
+  REQUIRE(echo);
+  REQUIRE(silent);
+  auto server = rt.spawn([&] { example_echo_server::serve(*echo); });
+  rt.block_on([&] {
+    CHECK_FALSE(example_timeout::ping(*echo->local_addr()));
+    CHECK(example_timeout::ping(*silent->local_addr()) == std::errc::timed_out);
+  });
+  CHECK(run_main(example_timeout::timeout_main, {"timeout", echo->local_addr()->to_string()}) == 0);
+  CHECK(run_main(example_timeout::timeout_main, {"timeout", silent->local_addr()->to_string()}) == 0);
+  server.cancel();
+  CHECK_THROWS_AS(server.join(), fiberio::Cancelled);
+}
+
+TEST_CASE("examples: graceful_shutdown serves until SIGTERM, then exits 0") {
+  REQUIRE(kBlocked);
+  // The function: serve, check the echo, signal, and it returns the signal.
+  {
+    fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+    auto listener = fiberio::TcpListener::bind(fiberio::SocketAddress::loopback_v4(0));
+    REQUIRE(listener);
+    auto served = rt.spawn([&] { return example_graceful_shutdown::serve_until_signal(*listener); });
+    const auto reply = rt.block_on([&] {
+      return example_client::request({"127.0.0.1", listener->local_addr()->port()}, "still there?");
+    });
+    REQUIRE(reply);
+    CHECK(*reply == "still there?");
+    REQUIRE(::kill(::getpid(), SIGTERM) == 0);
+    CHECK(served.join() == SIGTERM);
+  }
+  // The program: a signal sent before its listener opens stays pending (blocked), so it is not lost.
+  int status = -1;
+  std::thread program([&] {
+    status =
+        run_main(example_graceful_shutdown::graceful_shutdown_main, {"graceful_shutdown", "127.0.0.1:0"});
+  });
+  std::this_thread::sleep_for(50ms);
+  REQUIRE(::kill(::getpid(), SIGINT) == 0);
+  program.join();
+  CHECK(status == 0);
+}
