@@ -1,0 +1,428 @@
+#include "apps/app_config.hpp"
+
+#include "apps/log.hpp"
+#include "reactor/backend.hpp"
+
+#include <toml++/toml.h>
+#include <CLI/CLI.hpp>
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#ifndef FIBERIO_VERSION
+#define FIBERIO_VERSION "unknown"
+#endif
+
+namespace fiberio {
+namespace {
+
+using Error = std::string;  // one line, without the program prefix
+
+constexpr std::uint32_t kMaxThreads = 1024;
+constexpr std::uint32_t kMaxConnectTimeoutMs = 3'600'000;  // one hour
+constexpr std::uint32_t kMaxIdleTimeoutS = 7 * 24 * 3600;  // one week
+
+// --- the command line --------------------------------------------------------------------------------
+
+// What the command line said; an option that was not given stays empty (lower layers then decide).
+struct CliValues {
+  std::optional<std::string> config_path;
+  std::optional<std::string> listen;
+  std::optional<std::uint32_t> threads;
+  std::optional<BackendKind> backend;
+  std::optional<bool> work_stealing;
+  std::vector<std::string> upstreams;  // empty: not given
+  std::optional<std::uint32_t> connect_timeout_ms;
+  std::optional<std::uint32_t> idle_timeout_s;
+};
+
+std::string program_description(AppKind kind) {
+  if (kind == AppKind::echo) {
+    return "fiberio-echo: a TCP echo server. Every byte a client sends comes back, in order; when the client "
+           "shuts down its write side, the server closes once everything is echoed.";
+  }
+  return "fiberio-proxy: a TCP byte-stream proxy. Each client is connected to the next upstream in "
+         "round-robin order and bytes are relayed both ways (half-close passed through) until both sides "
+         "end.";
+}
+
+constexpr const char* kFooter =
+    "Settings come from, in precedence: command line, environment (FIBERIO_THREADS, FIBERIO_BACKEND, "
+    "FIBERIO_WORK_STEALING=true|false|1|0|on|off, FIBERIO_STACK_SIZE), the --config file ([runtime] threads, "
+    "work_stealing, backend, stack_size; [echo] listen; [proxy] listen, upstreams, connect_timeout_ms, "
+    "idle_timeout_s), defaults. When ready, the program prints one line on stdout, 'listening on HOST:PORT'. "
+    "SIGINT/SIGTERM stop it (exit 0). Exit codes: 2 bad input, 1 cannot listen.\n";
+
+// A CLI11 check: an unsigned integer in [low, high]; the message says which rule the text breaks.
+std::function<std::string(const std::string&)> unsigned_in(std::uint64_t low, std::uint64_t high) {
+  return [low, high](const std::string& text) -> std::string {
+    auto n = parse_unsigned(text);
+    if (!n) return n.error();
+    if (*n < low || *n > high) {
+      return "must be " + std::to_string(low) + ".." + std::to_string(high) + ", got " + text;
+    }
+    return {};
+  };
+}
+
+// Parses argv into `out`. Returns the exit code to stop with (help, version, bad flag), or nullopt to go on.
+std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliValues& out) {
+  const std::string name = kind == AppKind::echo ? "fiberio-echo" : "fiberio-proxy";
+  CLI::App app{program_description(kind), name};
+  app.set_version_flag("--version", name + " " + FIBERIO_VERSION);
+  app.footer(kFooter);
+
+  std::string config_path, listen, backend_text;
+  std::uint32_t threads = 0, connect_timeout_ms = 0, idle_timeout_s = 0;
+  bool steal = true;
+  std::vector<std::string> upstreams;
+
+  auto* config_opt = app.add_option("--config", config_path, "TOML config file")->type_name("FILE");
+  auto* listen_opt =
+      app.add_option("--listen", listen,
+                     kind == AppKind::echo ? "address to listen on (default 127.0.0.1:7000; port 0: "
+                                             "any free port)"
+                                           : "address to listen on (required here or in the file; "
+                                             "port 0: any free port)")
+          ->type_name("HOST:PORT");
+  auto* threads_opt = app.add_option("--threads", threads, "worker threads (default: one per CPU)")
+                          ->type_name("N")
+                          ->check(unsigned_in(1, kMaxThreads));
+  auto* backend_opt = app.add_option("--backend", backend_text, "I/O backend: auto, epoll, io_uring or poll")
+                          ->type_name("auto|epoll|io_uring|poll")
+                          ->check([](const std::string& text) -> std::string {
+                            auto kind = parse_backend(text);
+                            return kind ? std::string() : kind.error();
+                          });
+  auto* steal_opt =
+      app.add_flag("--steal,!--no-steal", steal, "idle workers steal queued fibers (default on)");
+
+  CLI::Option* upstream_opt = nullptr;
+  CLI::Option* connect_opt = nullptr;
+  CLI::Option* idle_opt = nullptr;
+  if (kind == AppKind::proxy) {
+    upstream_opt = app.add_option("--upstream", upstreams,
+                                  "upstream server(s), comma-separated or repeated, used round-robin "
+                                  "(required here or in the file)")
+                       ->type_name("HOST:PORT[,HOST:PORT...]")
+                       ->delimiter(',');
+    connect_opt = app.add_option("--connect-timeout-ms", connect_timeout_ms,
+                                 "limit for connecting to an upstream (default 3000)")
+                      ->type_name("MS")
+                      ->check(unsigned_in(1, kMaxConnectTimeoutMs));
+    idle_opt =
+        app.add_option("--idle-timeout-s", idle_timeout_s,
+                       "close both sides after S seconds without a byte in either direction (0 = never, "
+                       "the default)")
+            ->type_name("S")
+            ->check(unsigned_in(0, kMaxIdleTimeoutS));
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    log_line(e.what(), " (see --help)");
+    return 2;
+  }
+
+  if (config_opt->count()) out.config_path = config_path;
+  if (listen_opt->count()) out.listen = listen;
+  if (threads_opt->count()) out.threads = threads;
+  if (backend_opt->count()) out.backend = *parse_backend(backend_text);
+  if (steal_opt->count()) out.work_stealing = steal;
+  if (upstream_opt && upstream_opt->count()) out.upstreams = upstreams;
+  if (connect_opt && connect_opt->count()) out.connect_timeout_ms = connect_timeout_ms;
+  if (idle_opt && idle_opt->count()) out.idle_timeout_s = idle_timeout_s;
+  return std::nullopt;
+}
+
+// --- the config file ---------------------------------------------------------------------------------
+
+// Reads the whole file; the error says why it cannot be read.
+std::expected<std::string, Error> read_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return std::unexpected("cannot read config file '" + path + "': " + std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode))
+    return std::unexpected("cannot read config file '" + path + "': it is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::unexpected("cannot read config file '" + path + "': " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return std::unexpected("cannot read config file '" + path + "': read error");
+  return text.str();
+}
+
+// Checks and applies one file's values; every error names "FILE:LINE".
+class FileLoader {
+ public:
+  FileLoader(const std::string& path, AppConfig& config) : path_(path), config_(config) {}
+
+  std::expected<void, Error> load(const std::string& text) {
+    toml::table root;
+    try {
+      root = toml::parse(text, path_);
+    } catch (const toml::parse_error& e) {
+      return std::unexpected(path_ + ":" + std::to_string(e.source().begin.line) + ":" +
+                             std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
+    }
+    for (auto&& [key, node] : root) {
+      const std::string name(key.str());
+      if (!node.is_table()) {
+        return fail(key.source(), "unknown key '" + name +
+                                      "' at the top level (settings belong in [runtime], [echo] or [proxy])");
+      }
+      const toml::table& section = *node.as_table();
+      std::expected<void, Error> r;
+      if (name == "runtime") {
+        r = runtime(section);
+      } else if (name == "echo") {
+        r = echo(section);
+      } else if (name == "proxy") {
+        r = proxy(section);
+      } else {
+        return fail(key.source(), "unknown section [" + name + "] (expected [runtime], [echo] or [proxy])");
+      }
+      if (!r) return r;
+    }
+    return {};
+  }
+
+  // The file's listen address for `kind`, if it has one (the other section's is checked, not used).
+  const std::optional<HostPort>& listen(AppKind kind) const {
+    return kind == AppKind::echo ? echo_listen_ : proxy_listen_;
+  }
+
+ private:
+  std::unexpected<Error> fail(const toml::source_region& where, const std::string& what) const {
+    return std::unexpected(path_ + ":" + std::to_string(where.begin.line) + ": " + what);
+  }
+
+  // An integer in [low, high]; the error names the key as section.key.
+  std::expected<std::int64_t, Error> integer(const std::string& key, const toml::node& node, std::int64_t low,
+                                             std::int64_t high) const {
+    const auto* value = node.as_integer();
+    if (!value || value->get() < low || value->get() > high) {
+      return fail(node.source(),
+                  key + " must be an integer " + std::to_string(low) + ".." + std::to_string(high));
+    }
+    return value->get();
+  }
+
+  std::expected<std::string, Error> string(const std::string& key, const toml::node& node) const {
+    const auto* value = node.as_string();
+    if (!value) return fail(node.source(), key + " must be a string");
+    return value->get();
+  }
+
+  std::expected<HostPort, Error> address(const std::string& key, const toml::node& node) const {
+    auto text = string(key, node);
+    if (!text) return std::unexpected(text.error());
+    auto hp = HostPort::parse(*text);
+    if (!hp) return fail(node.source(), key + ": " + hp.error());
+    return *hp;
+  }
+
+  std::expected<void, Error> runtime(const toml::table& section) {
+    for (auto&& [key, node] : section) {
+      const std::string name(key.str());
+      const std::string full = "runtime." + name;
+      if (name == "threads") {
+        auto n = integer(full, node, 1, kMaxThreads);
+        if (!n) return std::unexpected(n.error());
+        config_.runtime.threads = static_cast<std::uint32_t>(*n);
+      } else if (name == "work_stealing") {
+        if (const auto* b = node.as_boolean()) {
+          config_.runtime.work_stealing = b->get();
+        } else if (const auto* s = node.as_string()) {
+          auto b2 = parse_bool(s->get());
+          if (!b2) return fail(node.source(), full + ": " + b2.error());
+          config_.runtime.work_stealing = *b2;
+        } else {
+          return fail(node.source(), full + " must be true or false");
+        }
+      } else if (name == "backend") {
+        auto text = string(full, node);
+        if (!text) return std::unexpected(text.error());
+        auto kind = parse_backend(*text);
+        if (!kind) return fail(node.source(), full + ": " + kind.error());
+        config_.runtime.backend = *kind;
+      } else if (name == "stack_size") {
+        auto n = integer(full, node, 16 * 1024, std::int64_t{1} << 30);
+        if (!n) return std::unexpected(n.error());
+        config_.runtime.stack_size = static_cast<std::size_t>(*n);
+      } else {
+        return fail(
+            key.source(),
+            "unknown key '" + name + "' in [runtime] (expected threads, work_stealing, backend, stack_size)");
+      }
+    }
+    return {};
+  }
+
+  std::expected<void, Error> echo(const toml::table& section) {
+    for (auto&& [key, node] : section) {
+      const std::string name(key.str());
+      if (name != "listen")
+        return fail(key.source(), "unknown key '" + name + "' in [echo] (expected listen)");
+      auto hp = address("echo.listen", node);
+      if (!hp) return std::unexpected(hp.error());
+      echo_listen_ = *hp;
+    }
+    return {};
+  }
+
+  std::expected<void, Error> proxy(const toml::table& section) {
+    for (auto&& [key, node] : section) {
+      const std::string name(key.str());
+      const std::string full = "proxy." + name;
+      if (name == "listen") {
+        auto hp = address(full, node);
+        if (!hp) return std::unexpected(hp.error());
+        proxy_listen_ = *hp;
+      } else if (name == "upstreams") {
+        std::vector<HostPort> list;
+        if (node.is_string()) {  // a single address is accepted as well as an array of them
+          auto hp = address(full, node);
+          if (!hp) return std::unexpected(hp.error());
+          list.push_back(*hp);
+        } else if (const auto* array = node.as_array()) {
+          for (const toml::node& item : *array) {
+            auto hp = address(full, item);
+            if (!hp) return std::unexpected(hp.error());
+            list.push_back(*hp);
+          }
+        } else {
+          return fail(node.source(), full + " must be an array of \"HOST:PORT\" strings");
+        }
+        for (const HostPort& hp : list) {
+          if (hp.port == 0)
+            return fail(node.source(), full + ": upstream '" + hp.to_string() + "' has port 0");
+        }
+        if (list.empty()) return fail(node.source(), full + " is empty");
+        config_.upstreams = std::move(list);
+      } else if (name == "connect_timeout_ms") {
+        auto n = integer(full, node, 1, kMaxConnectTimeoutMs);
+        if (!n) return std::unexpected(n.error());
+        config_.connect_timeout = std::chrono::milliseconds(*n);
+      } else if (name == "idle_timeout_s") {
+        auto n = integer(full, node, 0, kMaxIdleTimeoutS);
+        if (!n) return std::unexpected(n.error());
+        config_.idle_timeout = std::chrono::seconds(*n);
+      } else {
+        return fail(key.source(), "unknown key '" + name +
+                                      "' in [proxy] (expected listen, upstreams, connect_timeout_ms, "
+                                      "idle_timeout_s)");
+      }
+    }
+    return {};
+  }
+
+  const std::string& path_;               // for messages: "FILE:LINE: ..."
+  AppConfig& config_;                     // receives the [runtime] and [proxy] values
+  std::optional<HostPort> echo_listen_;   // [echo] listen, if the file has it
+  std::optional<HostPort> proxy_listen_;  // [proxy] listen, if the file has it
+};
+
+// --- merging -------------------------------------------------------------------------------------------
+
+std::expected<AppConfig, Error> merge(AppKind kind, const CliValues& cli) {
+  AppConfig config;
+  std::optional<HostPort> listen;
+  if (kind == AppKind::echo) listen = *HostPort::parse(kDefaultEchoListen);
+
+  // 1. the file, over the defaults
+  if (cli.config_path) {
+    auto text = read_file(*cli.config_path);
+    if (!text) return std::unexpected(text.error());
+    FileLoader loader(*cli.config_path, config);
+    if (auto r = loader.load(*text); !r) return std::unexpected(r.error());
+    if (loader.listen(kind)) listen = loader.listen(kind);
+  }
+
+  // 2. the environment, over the file
+  auto runtime = Config::from_env(config.runtime);
+  if (!runtime) return std::unexpected("environment: " + runtime.error());
+  config.runtime = std::move(*runtime);
+
+  // 3. the command line, over everything
+  if (cli.threads) config.runtime.threads = *cli.threads;
+  if (cli.backend) config.runtime.backend = *cli.backend;
+  if (cli.work_stealing) config.runtime.work_stealing = *cli.work_stealing;
+  if (cli.listen) {
+    auto hp = HostPort::parse(*cli.listen);
+    if (!hp) return std::unexpected("--listen: " + hp.error());
+    listen = *hp;
+  }
+  if (!cli.upstreams.empty()) {
+    config.upstreams.clear();
+    for (const std::string& text : cli.upstreams) {
+      auto hp = HostPort::parse(text);
+      if (!hp) return std::unexpected("--upstream: " + hp.error());
+      if (hp->port == 0) return std::unexpected("--upstream: upstream '" + text + "' has port 0");
+      config.upstreams.push_back(*hp);
+    }
+  }
+  if (cli.connect_timeout_ms) config.connect_timeout = std::chrono::milliseconds(*cli.connect_timeout_ms);
+  if (cli.idle_timeout_s) config.idle_timeout = std::chrono::seconds(*cli.idle_timeout_s);
+
+  // 4. what must be there, and what must work
+  if (!listen) {
+    return std::unexpected(
+        std::string("no listen address: pass --listen HOST:PORT or set listen in [proxy] of "
+                    "the --config file"));
+  }
+  config.listen = *listen;
+  if (kind == AppKind::proxy && config.upstreams.empty()) {
+    return std::unexpected(
+        std::string("no upstream: pass --upstream HOST:PORT[,HOST:PORT...] or set upstreams in [proxy] of "
+                    "the --config file"));
+  }
+  if (kind == AppKind::echo) config.upstreams.clear();
+  if (auto ok = config.runtime.validate(); !ok) return std::unexpected(ok.error());
+  // A backend that is not built in (io_uring for now) or that the OS refuses is bad input, not a reason to
+  // fall back silently: try to make one.
+  std::error_code ec;
+  if (!make_backend(config.runtime.backend, ec)) {
+    return std::unexpected("backend '" + std::string(to_string(config.runtime.backend)) +
+                           "' is not available: " + ec.message() + " (use auto, epoll or poll)");
+  }
+  return config;
+}
+
+}  // namespace
+
+std::expected<AppConfig, int> load_app_config(AppKind kind, int argc, char** argv) {
+  CliValues cli;
+  if (auto stop = parse_command_line(kind, argc, argv, cli)) return std::unexpected(*stop);
+  try {
+    auto config = merge(kind, cli);
+    if (!config) {
+      log_line(config.error());
+      return std::unexpected(2);
+    }
+    return std::move(*config);
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc while reading a huge file
+    log_line("cannot load the configuration: ", e.what());
+    return std::unexpected(2);
+  }
+}
+
+std::string describe_runtime(const Config& config) {
+  std::ostringstream out;
+  out << config.threads << (config.threads == 1 ? " thread" : " threads") << ", backend "
+      << to_string(config.backend) << ", work stealing " << (config.work_stealing ? "on" : "off") << ", "
+      << config.stack_size / 1024 << " KiB stacks";
+  return out.str();
+}
+
+}  // namespace fiberio

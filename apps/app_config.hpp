@@ -1,0 +1,54 @@
+// apps/app_config.hpp — the settings of fiberio-echo and fiberio-proxy, merged from four places in this
+// precedence: command line (CLI11) > environment (FIBERIO_THREADS, FIBERIO_BACKEND, FIBERIO_WORK_STEALING,
+// FIBERIO_STACK_SIZE) > TOML config file (toml++, --config FILE) > defaults. ../shared/cli-contract.md is
+// the contract; tests/apps/ checks it from outside.
+//
+//   auto config = fiberio::load_app_config(fiberio::AppKind::echo, argc, argv);
+//   if (!config) return config.error();   // 0 after --help/--version, 2 after bad input (already reported)
+//
+// The config file has three sections, each with a fixed set of keys; anything else is an error naming the
+// file, the line and the key:
+//   [runtime] threads, work_stealing, backend, stack_size
+//   [echo]    listen
+//   [proxy]   listen, upstreams, connect_timeout_ms, idle_timeout_s
+// Both programs accept (and check) all three sections, so one file can serve both.
+// Every problem is reported as ONE line on stderr ("fiberio-echo: cfg.toml:3: unknown key 'thread' in
+// [runtime]") and yields exit code 2, before anything is bound. A backend that is not built in (io_uring,
+// until it exists) is such a problem: no silent fallback.
+// Only apps/ uses CLI11 and toml++: the core library never sees them.
+// Thread-safety: call from main() before any thread exists (it reads the environment).
+#pragma once
+
+#include "net/address.hpp"
+#include "runtime/config.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <vector>
+
+namespace fiberio {
+
+enum class AppKind : std::uint8_t { echo, proxy };
+
+struct AppConfig {
+  Config runtime{};                                 // threads, work_stealing, backend, stack_size
+  HostPort listen{};                                // where to accept; syntax checked, not resolved yet
+  std::vector<HostPort> upstreams{};                // proxy: at least one, round-robin; echo: empty
+  std::chrono::milliseconds connect_timeout{3000};  // proxy: per upstream connection attempt
+  std::chrono::seconds idle_timeout{0};             // proxy: 0 = never
+};
+
+inline constexpr std::string_view kDefaultEchoListen = "127.0.0.1:7000";
+inline constexpr std::uint32_t kDefaultConnectTimeoutMs = 3000;
+
+// Parses the command line, reads the config file and the environment, and checks the result. On --help or
+// --version: prints to stdout, returns unexpected(0). On bad input: prints one line to stderr, returns
+// unexpected(2).
+std::expected<AppConfig, int> load_app_config(AppKind kind, int argc, char** argv);
+
+// One line for the log: "2 threads, backend epoll, work stealing on, 64 KiB stacks".
+std::string describe_runtime(const Config& config);
+
+}  // namespace fiberio

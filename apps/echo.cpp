@@ -1,0 +1,32 @@
+#include "apps/echo.hpp"
+
+#include "apps/buffer_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace fiberio {
+
+void echo_connection(TcpStream stream) {
+  (void)stream.set_nodelay(true);  // an echo is a small write that must not wait for an ACK (Nagle)
+  detail::PooledBuffer buffer;
+  const int fd = stream.fd();
+  for (;;) {
+    auto n = stream.async_fd().io(Interest::read, [&]() -> ssize_t {
+      buffer.acquire();
+      const ssize_t r = ::recv(fd, buffer.data(), detail::PooledBuffer::kSize, 0);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        buffer.release();  // about to park: an idle connection holds no buffer
+        errno = EAGAIN;
+      }
+      return r;
+    });
+    if (!n) return;      // reset, or another error: closing is all that is left
+    if (*n == 0) break;  // the client's end of stream: everything it sent has been echoed
+    if (!stream.write_all(buffer.span().first(static_cast<std::size_t>(*n)))) return;
+  }
+  (void)stream.shutdown_write();
+}
+
+}  // namespace fiberio

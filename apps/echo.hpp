@@ -1,0 +1,23 @@
+// apps/echo.hpp — one echo connection: every byte read is written back, unchanged and in order; when the
+// client shuts down its write side and everything has been echoed, the server shuts down its own side and
+// closes.
+//
+// Memory: an idle connection holds no buffer. The read is issued through AsyncFd::io() with an operation
+// that takes a pooled buffer (apps/buffer_pool.hpp) just before recv() and gives it back when recv() finds
+// nothing (EAGAIN), before the fiber parks; so the buffer is held only from a successful read to the end
+// of its write. The fiber's own stack stays shallow.
+// Backpressure: nothing is read while a write waits for the client to read (the socket's send buffer is
+// full), so a client that sends without reading fills the kernel's buffers and is then blocked by TCP
+// flow control; the server holds at most one buffer for it.
+// Syscalls per request/response exchange: recv (data), send, recv (EAGAIN), plus the reactor's share of
+// an epoll_wait.
+// Thread-safety: the function owns its stream; run it in its own fiber.
+#pragma once
+
+#include "net/tcp_stream.hpp"
+
+namespace fiberio {
+
+void echo_connection(TcpStream stream);
+
+}  // namespace fiberio

@@ -1,0 +1,24 @@
+// fiberio-echo: a TCP echo server. ../shared/cli-contract.md is its contract; apps/server.hpp and
+// apps/echo.hpp tell how it works.
+#include "apps/app_config.hpp"
+#include "apps/echo.hpp"
+#include "apps/log.hpp"
+#include "apps/server.hpp"
+#include "net/signals.hpp"
+
+#include <signal.h>
+
+int main(int argc, char** argv) {
+  fiberio::set_log_program("fiberio-echo");
+  // First, before any thread exists: every thread must block them for the signalfd to see them.
+  if (auto error = fiberio::block_signals({SIGINT, SIGTERM})) {
+    fiberio::log_line("cannot block SIGINT/SIGTERM: ", error.message());
+    return 1;
+  }
+  auto config = fiberio::load_app_config(fiberio::AppKind::echo, argc, argv);
+  if (!config) return config.error();
+  auto mode = fiberio::accept_mode_from_env();
+  if (!mode) return mode.error();
+  return fiberio::run_server(*config, {.accept_mode = *mode},
+                             [](fiberio::TcpStream stream) { fiberio::echo_connection(std::move(stream)); });
+}

@@ -1,0 +1,54 @@
+#include "apps/proxy.hpp"
+
+#include "apps/log.hpp"
+#include "net/copy.hpp"
+
+#include <cerrno>
+
+namespace fiberio {
+namespace {
+
+// Errors that say this process (or host) is short of something, not that the upstream is bad.
+bool local_shortage(const std::error_code& ec) {
+  if (ec.category() != std::generic_category()) return false;
+  const int e = ec.value();
+  return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+LogLimiter shortage_log;
+
+}  // namespace
+
+void proxy_connection(TcpStream client, UpstreamPool& upstreams, const ProxyOptions& options) {
+  const std::size_t index = upstreams.pick();
+  const HostPort& target = upstreams.address(index);
+  const Deadline deadline = Clock::now() + options.connect_timeout;
+  auto addrs = resolve(target);  // a numeric address: at once; a name: getaddrinfo on the blocking pool
+  if (!addrs) {
+    upstreams.failed(index, addrs.error());
+    return;  // closes the client
+  }
+  auto upstream = TcpStream::connect(*addrs, deadline);
+  if (!upstream) {
+    if (local_shortage(upstream.error())) {
+      std::uint64_t held = 0;
+      if (shortage_log.allow(held)) {
+        log_line("cannot connect to upstream ", target.to_string(), ": ", upstream.error().message(), " (+",
+                 held, " more)");
+      }
+    } else {
+      upstreams.failed(index, upstream.error());
+    }
+    return;
+  }
+  upstreams.succeeded(index);
+  (void)client.set_nodelay(true);  // relay small messages (e.g. redis commands) without Nagle's delay
+  (void)upstream->set_nodelay(true);
+  CopyOptions copy;
+  if (options.idle_timeout.count() > 0) copy.idle_timeout = options.idle_timeout;
+  // Ends at both ends of stream, an error (reset...) or the idle timeout; either way both sockets close
+  // when this returns. Nothing to log: those are the ordinary ways a connection ends.
+  (void)copy_bidirectional(client, *upstream, copy);
+}
+
+}  // namespace fiberio

@@ -1,0 +1,28 @@
+// fiberio-proxy: a TCP byte-stream proxy with round-robin upstreams. ../shared/cli-contract.md is its
+// contract; apps/server.hpp, apps/proxy.hpp and apps/upstreams.hpp tell how it works.
+#include "apps/app_config.hpp"
+#include "apps/log.hpp"
+#include "apps/proxy.hpp"
+#include "apps/server.hpp"
+#include "apps/upstreams.hpp"
+#include "net/signals.hpp"
+
+#include <signal.h>
+
+int main(int argc, char** argv) {
+  fiberio::set_log_program("fiberio-proxy");
+  // First, before any thread exists: every thread must block them for the signalfd to see them.
+  if (auto error = fiberio::block_signals({SIGINT, SIGTERM})) {
+    fiberio::log_line("cannot block SIGINT/SIGTERM: ", error.message());
+    return 1;
+  }
+  auto config = fiberio::load_app_config(fiberio::AppKind::proxy, argc, argv);
+  if (!config) return config.error();
+  auto mode = fiberio::accept_mode_from_env();
+  if (!mode) return mode.error();
+  fiberio::UpstreamPool upstreams(config->upstreams);
+  const fiberio::ProxyOptions options{config->connect_timeout, config->idle_timeout};
+  return fiberio::run_server(*config, {.accept_mode = *mode}, [&](fiberio::TcpStream client) {
+    fiberio::proxy_connection(std::move(client), upstreams, options);
+  });
+}

@@ -1,0 +1,198 @@
+#include "apps/server.hpp"
+
+#include "apps/log.hpp"
+#include "executor/cancelled.hpp"
+#include "net/signals.hpp"
+#include "runtime/runtime.hpp"
+
+#include <signal.h>
+#include <string.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <vector>
+
+#ifndef FIBERIO_VERSION
+#define FIBERIO_VERSION "unknown"
+#endif
+
+namespace fiberio {
+namespace detail {
+
+void ConnectionTracker::leave() noexcept {
+  // seq_cst with drain(): either drain() sees live_ == 0, or this sees draining_ and wakes it.
+  if (live_.fetch_sub(1) == 1 && draining_.load()) idle_.set();
+}
+
+bool ConnectionTracker::drain(Deadline deadline) {
+  draining_.store(true);
+  if (live_.load() == 0) return true;
+  return idle_.wait_until(deadline) || live_.load() == 0;
+}
+
+}  // namespace detail
+
+namespace {
+
+// Pause after an accept() failure that is not fd exhaustion (accept() rides that out itself), so that a
+// persistent error cannot make the acceptor spin.
+constexpr auto kAcceptErrorPause = std::chrono::milliseconds(10);
+
+// Where the next connection's fiber runs: the acceptor's own worker (reuseport: connections never cross
+// workers), or the workers in turn (single acceptor).
+class Placement {
+ public:
+  Placement(AcceptMode mode, std::uint32_t workers, std::uint32_t own)
+      : mode_(mode), workers_(workers), own_(own) {}
+  std::uint32_t next() noexcept {
+    if (mode_ == AcceptMode::reuseport || workers_ <= 1) return own_;
+    return next_++ % workers_;
+  }
+
+ private:
+  const AcceptMode mode_;
+  const std::uint32_t workers_;
+  const std::uint32_t own_;
+  std::uint32_t next_ = 0;  // used by one acceptor fiber only
+};
+
+struct Shared {
+  const ConnectionHandler& handler;
+  detail::ConnectionTracker& tracker;
+  LogLimiter accept_errors{};
+  LogLimiter handler_errors{};
+};
+
+void run_connection(Shared& shared, TcpStream stream) {
+  struct Leave {
+    detail::ConnectionTracker& tracker;
+    ~Leave() { tracker.leave(); }
+  } leave{shared.tracker};
+  try {
+    shared.handler(std::move(stream));
+  } catch (const Cancelled&) {
+    throw;                             // shutdown: unwind quietly
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc: this connection ends, the server goes on
+    std::uint64_t held = 0;
+    if (shared.handler_errors.allow(held)) log_line("connection dropped: ", e.what(), " (+", held, " more)");
+  }
+}
+
+void accept_loop(TcpListener& listener, Shared& shared, Placement placement) {
+  for (;;) {
+    auto conn = listener.accept();  // throws Cancelled when the server stops
+    if (!conn) {
+      if (conn.error() == std::errc::bad_file_descriptor) return;  // closed
+      std::uint64_t held = 0;
+      if (shared.accept_errors.allow(held))
+        log_line("accept failed: ", conn.error().message(), " (+", held, " more)");
+      sleep_for(kAcceptErrorPause);
+      continue;
+    }
+    shared.tracker.enter();
+    try {
+      spawn([&shared,
+             stream = std::move(conn->stream)]() mutable { run_connection(shared, std::move(stream)); },
+            SpawnOptions{"connection", placement.next()})
+          .detach();
+    } catch (const Cancelled&) {
+      shared.tracker.leave();
+      throw;
+    } catch (const std::exception& e) {  // no memory for a fiber: drop this connection, keep accepting
+      shared.tracker.leave();
+      std::uint64_t held = 0;
+      if (shared.accept_errors.allow(held))
+        log_line("cannot start a connection: ", e.what(), " (+", held, " more)");
+      sleep_for(kAcceptErrorPause);
+    }
+  }
+}
+
+// Joins a cancelled fiber, swallowing the Cancelled it ends with.
+void join_cancelled(JoinHandle<void>& handle) {
+  while (handle.joinable()) {
+    try {
+      handle.join();
+    } catch (const Cancelled&) {
+    } catch (const std::exception& e) {
+      log_line("acceptor ended with an error: ", e.what());
+    }
+  }
+}
+
+// The server's main fiber: accept until a signal, then shut down. Returns the exit code.
+int serve(const AppConfig& config, const ServerOptions& options, Listeners& listeners, Shared& shared) {
+  auto signals = SignalListener::open({SIGINT, SIGTERM});
+  if (!signals) {
+    log_line("cannot wait for SIGINT/SIGTERM: ", signals.error().message());
+    return 1;
+  }
+  const std::uint32_t workers = config.runtime.threads;
+  std::vector<JoinHandle<void>> acceptors;
+  for (std::uint32_t i = 0; i < listeners.sockets.size(); ++i) {
+    const std::uint32_t own = i % workers;
+    TcpListener& listener = listeners.sockets[i];
+    acceptors.push_back(spawn(
+        [&listener, &shared, placement = Placement(listeners.mode, workers, own)] {
+          accept_loop(listener, shared, placement);
+        },
+        SpawnOptions{"acceptor", own}));
+  }
+  log_line("version ", FIBERIO_VERSION, ", ", describe_runtime(config.runtime), ", accept mode ",
+           listeners.mode == AcceptMode::single ? "single" : "reuseport");   // before the ready line
+  std::cout << "listening on " << listeners.local.to_string() << std::endl;  // the ready line, flushed
+
+  auto signo = signals->wait();
+  const char* why = signo ? ::strsignal(*signo) : "signal wait failed";
+  log_line(why, ": stopping; ", shared.tracker.live(), " connection(s) open");
+  for (auto& a : acceptors)
+    a.cancel();
+  for (auto& a : acceptors)
+    join_cancelled(a);
+  listeners.close();
+  if (!shared.tracker.drain(Clock::now() + options.grace)) {
+    log_line("closing ", shared.tracker.live(), " connection(s) still open after ", options.grace.count(),
+             " ms");
+  }
+  return 0;  // the Runtime's shutdown cancels the connections left; their fibers close their sockets
+}
+
+}  // namespace
+
+std::expected<AcceptMode, int> accept_mode_from_env() {
+  const char* text = std::getenv("FIBERIO_ACCEPT");
+  if (!text) return AcceptMode::single;
+  auto mode = parse_accept_mode(text);
+  if (!mode) {
+    log_line("environment: FIBERIO_ACCEPT=", text, ": ", mode.error());
+    return std::unexpected(2);
+  }
+  return *mode;
+}
+
+int run_server(const AppConfig& config, const ServerOptions& options, ConnectionHandler handler) {
+  ::signal(SIGPIPE, SIG_IGN);
+  auto addrs = resolve(config.listen);  // numeric: at once; a name: getaddrinfo on the blocking pool
+  if (!addrs) {
+    log_line("cannot resolve listen address ", config.listen.to_string(), ": ", addrs.error().message());
+    return 2;
+  }
+  auto listeners = bind_listeners(addrs->front(), options.accept_mode, config.runtime.threads);
+  if (!listeners) {
+    log_line(listeners.error());
+    return 1;
+  }
+  // Declared before the Runtime: connection fibers use them until the Runtime's shutdown has unwound them.
+  detail::ConnectionTracker tracker;
+  Shared shared{handler, tracker};
+  try {
+    Runtime runtime(config.runtime);
+    return runtime.block_on([&] { return serve(config, options, *listeners, shared); });
+  } catch (const std::exception& e) {
+    log_line("cannot run: ", e.what());
+    return 1;
+  }
+}
+
+}  // namespace fiberio

@@ -1,0 +1,56 @@
+// apps/upstreams.hpp — the proxy's upstream servers: round-robin choice, and skipping the ones that
+// just failed.
+//
+//   fiberio::UpstreamPool pool(config.upstreams);
+//   auto i = pool.pick();                         // next in turn, skipping those marked down
+//   if (connected) pool.succeeded(i); else pool.failed(i, error);
+//
+// A failed connection attempt (refused, unreachable, timed out, name not found) marks its upstream down
+// for kRetryAfter (5 s): pick() skips it while another upstream is up. If all are down, pick() still
+// returns the one whose pause ends first, so that a lone upstream is retried at every connection, and
+// a recovered one is found again. Logging: one line when an upstream goes down (with its address and the
+// reason), nothing for further failures while it stays down, one line when it works again (with the
+// number of failures in between): an outage is logged once, not once per client.
+// Thread-safety: pick/succeeded/failed may be called from any fiber or thread at once (atomics only).
+#pragma once
+
+#include "net/address.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+#include <vector>
+
+namespace fiberio {
+
+class UpstreamPool {
+ public:
+  static constexpr std::chrono::seconds kRetryAfter{5};
+
+  explicit UpstreamPool(std::vector<HostPort> upstreams);  // at least one
+
+  std::size_t size() const noexcept { return entries_.size(); }
+  const HostPort& address(std::size_t index) const noexcept { return entries_[index].address; }
+
+  // The index of the upstream for the next connection.
+  std::size_t pick() noexcept;
+  void succeeded(std::size_t index);
+  void failed(std::size_t index, const std::error_code& why);
+  bool is_down(std::size_t index) const noexcept;
+
+ private:
+  using Rep = std::chrono::steady_clock::rep;
+  struct Entry {
+    HostPort address;
+    std::atomic<Rep> down_until{0};          // steady_clock ticks; 0: up
+    std::atomic<std::uint64_t> failures{0};  // failed attempts since it went down
+  };
+  static Rep now() noexcept { return std::chrono::steady_clock::now().time_since_epoch().count(); }
+
+  std::vector<Entry> entries_;        // fixed after construction
+  std::atomic<std::size_t> next_{0};  // round-robin cursor
+};
+
+}  // namespace fiberio

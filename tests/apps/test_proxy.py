@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""fiberio-proxy against upstreams written here (and fiberio-echo): a large payload with half-close, half-close
+in both directions, round-robin, an upstream that refuses or does not answer (client closed, logged once,
+skipped), the idle timeout, a client that does not read, peers that reset.
+usage: test_proxy.py FIBERIO_ECHO FIBERIO_PROXY"""
+
+import os
+import socket
+import struct
+import threading
+import time
+
+import harness as h
+from harness import check
+
+
+class Upstream:
+    """A TCP server on 127.0.0.1:0 in a thread; `handler(conn)` serves each connection in its own thread."""
+
+    def __init__(self, handler):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.hostport = f"127.0.0.1:{self.port}"
+        self.handler = handler
+        self.accepted = 0
+        self.threads = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, conn):
+        conn.settimeout(h.bound(30))
+        try:
+            self.handler(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def refused_port():
+    """A port on 127.0.0.1 where nothing listens (connect gets RST: refused)."""
+    return h.free_port()
+
+
+def start_proxy(*upstreams, extra=()):
+    return h.start(h.PROXY, "--listen", "127.0.0.1:0", "--upstream", ",".join(upstreams), "--threads", "2", *extra)
+
+
+def stop_ok(server):
+    rc, _ = server.stop()
+    check(rc == 0, f"exit code {rc} after SIGTERM; stderr: {server.stderr_text()}")
+
+
+def closed_promptly(sock, limit=10.0):
+    """True if the peer closes (EOF or reset) within `limit` seconds."""
+    sock.settimeout(h.bound(limit))
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+# --- cases ------------------------------------------------------------------------------------------------
+
+def large_payload_half_close_through_proxy():
+    echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
+    proxy = start_proxy(echo.hostport)
+    payload = os.urandom(48 << 20)
+    reply = h.exchange_half_close(proxy.address, payload, timeout=120)
+    check(len(reply) == len(payload), f"{len(reply)} bytes back of {len(payload)}")
+    check(reply == payload, "bytes differ after the round trip through the proxy")
+    stop_ok(proxy)
+    stop_ok(echo)
+
+
+def half_close_both_ways():
+    got = {}
+
+    def upstream_speaks_first(conn):
+        # The upstream sends and ends its side first; the client's side must stay open for the reply.
+        conn.sendall(b"greeting" * 1000)
+        conn.shutdown(socket.SHUT_WR)
+        got["from client"] = h.recv_all(conn)
+
+    up = Upstream(upstream_speaks_first)
+    proxy = start_proxy(up.hostport)
+    with h.connect(proxy.address) as s:
+        check(h.recv_all(s) == b"greeting" * 1000, "client did not get the upstream's data and end of stream")
+        s.sendall(b"reply after the upstream's half-close")
+        s.shutdown(socket.SHUT_WR)
+        check(h.recv_all(s) == b"", "data after end of stream")
+    deadline = time.monotonic() + h.bound(10)
+    while "from client" not in got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    check(got.get("from client") == b"reply after the upstream's half-close",
+          f"upstream got {got.get('from client')!r}")
+    up.close()
+
+    def upstream_answers_after_eof(conn):
+        request = h.recv_all(conn)  # the client's half-close must arrive as end of stream
+        conn.sendall(b"answer to " + request)
+
+    up = Upstream(upstream_answers_after_eof)
+    proxy2 = start_proxy(up.hostport)
+    with h.connect(proxy2.address) as s:
+        s.sendall(b"question")
+        s.shutdown(socket.SHUT_WR)
+        check(h.recv_all(s) == b"answer to question", "client-side half-close was not passed upstream")
+    up.close()
+    stop_ok(proxy)
+    stop_ok(proxy2)
+
+
+def round_robin():
+    def named(name):
+        return lambda conn: conn.sendall(name)
+
+    ups = [Upstream(named(b"A")), Upstream(named(b"B")), Upstream(named(b"C"))]
+    proxy = start_proxy(*(u.hostport for u in ups))
+    seen = b""
+    for _ in range(9):
+        with h.connect(proxy.address) as s:
+            seen += h.recv_all(s)
+    check(seen in (b"ABCABCABC", b"BCABCABCA", b"CABCABCAB"), f"upstreams chosen in order {seen!r}")
+    for u in ups:
+        u.close()
+    stop_ok(proxy)
+
+
+def refused_upstream_closes_client_and_logs_once():
+    dead = f"127.0.0.1:{refused_port()}"
+    proxy = start_proxy(dead)
+    for _ in range(5):
+        with h.connect(proxy.address) as s:
+            s.sendall(b"anyone?")
+            check(closed_promptly(s), "client not closed when the upstream refused")
+    check(proxy.alive(), "proxy died")
+    lines = [l for l in proxy.stderr_text().splitlines() if dead in l]
+    check(len(lines) == 1, f"expected the outage of {dead} logged once, got {lines}")
+    stop_ok(proxy)
+
+
+def failed_upstream_is_skipped():
+    dead = f"127.0.0.1:{refused_port()}"
+    echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
+    proxy = start_proxy(dead, echo.hostport)  # the first connection goes to the dead one
+    failures, served = 0, 0
+    for i in range(8):
+        with h.connect(proxy.address) as s:
+            s.sendall(b"n%d" % i)
+            s.settimeout(h.bound(10))
+            try:
+                reply = s.recv(10)
+            except ConnectionResetError:
+                reply = b""
+            if reply == b"n%d" % i:
+                served += 1
+            else:
+                failures += 1
+    check(failures <= 1, f"{failures} clients failed: the dead upstream was not skipped")
+    check(served >= 7, f"only {served} clients served")
+    lines = [l for l in proxy.stderr_text().splitlines() if dead in l]
+    check(len(lines) == 1 and "skipping" in lines[0], f"log about {dead}: {lines}")
+    stop_ok(proxy)
+    stop_ok(echo)
+
+
+def unresponsive_upstream_times_out():
+    # An upstream whose accept queue is full drops SYNs: connect() would wait for minutes. With
+    # --connect-timeout-ms 300 the client must be closed soon after, and the proxy keeps serving.
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    fill = []
+    for _ in range(4):
+        f = socket.socket()
+        f.setblocking(False)
+        try:
+            f.connect(blackhole.getsockname())
+        except BlockingIOError:
+            pass
+        fill.append(f)
+    time.sleep(0.2)
+    target = f"127.0.0.1:{blackhole.getsockname()[1]}"
+    proxy = start_proxy(target, extra=["--connect-timeout-ms", "300"])
+    with h.connect(proxy.address) as s:
+        t0 = time.monotonic()
+        check(closed_promptly(s, limit=10), "client not closed although the upstream never answered")
+        waited = time.monotonic() - t0
+    check(any(target in l for l in proxy.stderr_text().splitlines()), "timeout not logged")
+    check(proxy.alive(), "proxy died")
+    stop_ok(proxy)
+    for f in fill:
+        f.close()
+    blackhole.close()
+    return f"client closed after {waited:.2f} s"
+
+
+def idle_timeout_closes_both_sides():
+    upstream_saw_end = threading.Event()
+
+    def hold(conn):
+        conn.sendall(b"hi")
+        if h.recv_all(conn) == b"":
+            upstream_saw_end.set()
+
+    up = Upstream(hold)
+    proxy = start_proxy(up.hostport, extra=["--idle-timeout-s", "1"])
+    with h.connect(proxy.address) as s:
+        s.settimeout(h.bound(5))
+        check(s.recv(2) == b"hi", "no greeting")
+        t0 = time.monotonic()
+        check(closed_promptly(s, limit=15), "idle connection not closed")
+        waited = time.monotonic() - t0
+    check(upstream_saw_end.wait(h.bound(10)), "the upstream side was not closed")
+    # A connection that keeps moving bytes is not idle.
+    echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
+    proxy2 = start_proxy(echo.hostport, extra=["--idle-timeout-s", "2"])
+    with h.connect(proxy2.address) as s:
+        for i in range(15):  # 3 s of traffic, a message every 0.2 s
+            s.sendall(b"%02d" % i)
+            check(s.recv(2) == b"%02d" % i, f"busy connection cut after {i} messages")
+            time.sleep(0.2)
+    up.close()
+    for p in (proxy, proxy2, echo):
+        stop_ok(p)
+    return f"idle connection closed after {waited:.2f} s (timeout 1 s)"
+
+
+def client_that_does_not_read():
+    echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
+    proxy = start_proxy(echo.hostport)
+    rss_before = proxy.rss_kib()
+    s = h.connect(proxy.address)
+    s.setblocking(False)
+    chunk, sent, stalled_since = b"y" * 65536, 0, None
+    deadline = time.monotonic() + h.bound(30)
+    while sent < 512 << 20 and time.monotonic() < deadline:
+        try:
+            sent += s.send(chunk)
+            stalled_since = None
+        except BlockingIOError:
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since > 1.0:
+                break
+            time.sleep(0.01)
+    grown = proxy.rss_kib() - rss_before
+    with h.connect(proxy.address) as other:  # others are still served
+        other.sendall(b"other")
+        check(other.recv(5) == b"other", "proxy stopped serving others")
+    s.close()
+    check(sent < 128 << 20, f"client sent {sent >> 20} MiB without reading: no backpressure in the proxy")
+    check(grown < 64 << 10, f"proxy memory grew by {grown} KiB")
+    stop_ok(proxy)
+    stop_ok(echo)
+    return f"client stalled after {sent >> 10} KiB; proxy RSS +{grown} KiB"
+
+
+def peers_that_reset():
+    def reset_midway(conn):
+        conn.recv(10)
+        conn.sendall(b"z" * 100000)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
+    up = Upstream(reset_midway)
+    proxy = start_proxy(up.hostport)
+    proxy_echo = start_proxy(echo.hostport)
+    for i in range(50):
+        with h.connect(proxy.address) as s:  # the upstream resets
+            s.sendall(b"go")
+            try:
+                h.recv_all(s)
+            except ConnectionResetError:
+                pass
+        s = h.connect(proxy_echo.address)  # the client resets
+        s.sendall(os.urandom(50000))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    for p in (proxy, proxy_echo):
+        check(p.alive(), "proxy died after resets")
+    with h.connect(proxy_echo.address) as s:
+        s.sendall(b"alive?")
+        check(s.recv(6) == b"alive?", "proxy no longer serves")
+    up.close()
+    for p in (proxy, proxy_echo, echo):
+        stop_ok(p)
+
+
+if __name__ == "__main__":
+    h.run([
+        large_payload_half_close_through_proxy,
+        half_close_both_ways,
+        round_robin,
+        refused_upstream_closes_client_and_logs_once,
+        failed_upstream_is_skipped,
+        unresponsive_upstream_times_out,
+        idle_timeout_closes_both_sides,
+        client_that_does_not_read,
+        peers_that_reset,
+    ])

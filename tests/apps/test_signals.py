@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""SIGINT/SIGTERM: both programs stop accepting, let in-flight connections finish for a short grace period,
+close the rest, and exit 0 within 2 s (checked here with a generous "did not hang" bound).
+usage: test_signals.py FIBERIO_ECHO FIBERIO_PROXY"""
+
+import signal
+import socket
+import threading
+import time
+
+import harness as h
+from harness import check
+
+HANG = 5.0  # "did not hang" bound in seconds (the contract says 2 s; the measured time is printed)
+
+
+def stop_and_time(server, sig):
+    rc, took = server.stop(sig, limit=HANG + 5)
+    check(rc == 0, f"exit code {rc} after {signal.Signals(sig).name}; stderr: {server.stderr_text()}")
+    check(took < h.bound(HANG), f"took {took:.2f} s to exit after {signal.Signals(sig).name}")
+    return took
+
+
+def closed_by_server(sock):
+    sock.settimeout(h.bound(HANG))
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def no_connections():
+    notes = []
+    for program in (h.ECHO, h.PROXY):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            args = ["--listen", "127.0.0.1:0"] + (["--upstream", "127.0.0.1:1"] if program == h.PROXY else [])
+            server = h.start(program, *args)
+            notes.append(f"{stop_and_time(server, sig):.2f}")
+    return "exit after " + ", ".join(notes) + " s"
+
+
+def echo_with_idle_connections():
+    server = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "2")
+    idle = [h.connect(server.address) for _ in range(50)]
+    for s in idle[:10]:
+        s.sendall(b"x")
+        check(s.recv(1) == b"x", "no echo")
+    took = stop_and_time(server, signal.SIGTERM)
+    check(all(closed_by_server(s) for s in idle), "an idle client was not closed")
+    for s in idle:
+        s.close()
+    try:
+        socket.create_connection(server.address, timeout=2).close()
+        raise h.Failure("still accepting after exit")
+    except (ConnectionRefusedError, socket.timeout):
+        pass
+    return f"exit after {took:.2f} s with 50 idle connections"
+
+
+def in_flight_connection_finishes():
+    # A client in the middle of an exchange when the signal comes: it finishes within the grace period.
+    server = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "2")
+    s = h.connect(server.address)
+    s.sendall(b"first ")
+    check(s.recv(6) == b"first ", "no echo")
+    result = {}
+
+    def stop():
+        result["rc"], result["took"] = server.stop(signal.SIGTERM, limit=HANG + 5)
+
+    t = threading.Thread(target=stop)
+    t.start()
+    time.sleep(0.05)
+    chunks = [b"chunk%d " % i for i in range(5)]
+    for c in chunks:  # 5 x 40 ms, well inside the grace period
+        s.sendall(c)
+        time.sleep(0.04)
+    s.shutdown(socket.SHUT_WR)
+    reply = h.recv_all(s)
+    s.close()
+    t.join(h.bound(HANG + 10))
+    check(reply == b"".join(chunks), f"in-flight echo cut short: {reply!r}")
+    check(result.get("rc") == 0, f"exit code {result.get('rc')}")
+    return f"exit after {result['took']:.2f} s"
+
+
+def proxy_with_active_relays():
+    echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
+    proxy = h.start(h.PROXY, "--listen", "127.0.0.1:0", "--upstream", echo.hostport, "--threads", "2")
+    clients = [h.connect(proxy.address) for _ in range(20)]
+    for i, s in enumerate(clients):
+        s.sendall(b"%02d" % i)
+        check(s.recv(2) == b"%02d" % i, "no echo through the proxy")
+    stop = {}
+
+    def busy():  # keeps one relay moving while the signal arrives
+        s = h.connect(proxy.address)
+        try:
+            while "done" not in stop:
+                s.sendall(b"z" * 4096)
+                s.recv(65536)
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    t = threading.Thread(target=busy)
+    t.start()
+    time.sleep(0.1)
+    took = stop_and_time(proxy, signal.SIGINT)
+    stop["done"] = True
+    t.join(h.bound(10))
+    check(all(closed_by_server(s) for s in clients), "a proxied client was not closed")
+    for s in clients:
+        s.close()
+    stop_and_time(echo, signal.SIGTERM)
+    return f"proxy exit after {took:.2f} s with 21 open relays"
+
+
+if __name__ == "__main__":
+    h.run([
+        no_connections,
+        echo_with_idle_connections,
+        in_flight_connection_finishes,
+        proxy_with_active_relays,
+    ])
