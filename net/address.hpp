@@ -11,6 +11,7 @@
 // "(unnamed)" for an unbound Unix socket, "(none)" for an empty address. parse(to_string()) round-trips for
 // IP addresses. Ports are 0..65535; a missing port, junk after it or a larger value is an error.
 // Thread-safety: a value type; resolve() may be called from any fiber or thread.
+// Invariant: size() <= capacity() and every byte of the storage past size() is zero, so == compares bytes.
 #pragma once
 
 #include "net/error.hpp"

@@ -14,6 +14,8 @@
 // thread with no job for idle_timeout (10 s) exits, so an idle process keeps no pool threads. Pool threads
 // block every signal, so signalfd-based listeners (signals.hpp) never lose a signal to them.
 // Thread-safety: every function here may be called from any fiber or thread.
+// Invariants: threads <= max_threads; a queued job is taken by exactly one thread; the pool's state
+// outlives every pool thread (each holds a reference to it).
 #pragma once
 
 #include "executor/event.hpp"

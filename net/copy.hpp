@@ -21,6 +21,7 @@
 // with errc::timed_out (both directions are stopped).
 // Errors, cancellation: net/error.hpp; a cancelled caller cancels both directions and waits for them.
 // Thread-safety: a and b must not be read or written by anyone else during the call.
+// Invariant: when copy_bidirectional returns (or throws), neither direction fiber is running any more.
 #pragma once
 
 #include "net/error.hpp"

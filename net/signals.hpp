@@ -20,7 +20,8 @@
 // NetErrc::signals_not_blocked otherwise.
 // Delivery: each signal occurrence is read by one listener; with several listeners open on one signal,
 // one of them gets it. Standard signals do not queue: two SIGHUPs sent before a read arrive as one.
-// Errors, deadlines, cancellation: net/error.hpp. Owns the signalfd.
+// Errors, deadlines, cancellation: net/error.hpp. Owns the signalfd; invariant: an open listener's signals
+// were blocked in the thread that opened it.
 // Thread-safety: block_signals() from any thread (it affects that thread only); a listener is used by one
 // fiber at a time.
 #pragma once

@@ -11,6 +11,7 @@
 // Cancelled. A peer that vanished gives errc::connection_reset or errc::broken_pipe, never a SIGPIPE: writes
 // use send/sendmsg with MSG_NOSIGNAL. After a failed or timed-out read_exact/write_all the stream position
 // is unknown (part of the data may have moved): treat the stream as broken.
+// Invariant: is_open() until close() or release(); a moved-from stream is closed.
 // Thread-safety: one fiber may read while another writes; two concurrent readers (or writers) interleave
 // their bytes unpredictably. Everything else: one fiber at a time.
 #pragma once

@@ -12,8 +12,9 @@
 // with a growing delay (1 ms doubling to 100 ms), the connection waiting in the backlog, and accepts again
 // once fds are free; accept_backoffs() counts those sleeps. Connections that died in the backlog
 // (ECONNABORTED...) are skipped. Errors, deadlines, cancellation: net/error.hpp.
-// Owns its socket. Thread-safety: several fibers may accept on one listener at once (each connection goes
-// to one of them); the rest is for one fiber at a time.
+// Owns its socket; invariant: a bound listener always has its back-off state (a default-constructed or
+// moved-from one has neither and fails with errc::bad_file_descriptor). Thread-safety: several fibers may
+// accept on one listener at once (each connection goes to one of them); the rest is for one fiber at a time.
 #pragma once
 
 #include "net/socket_ops.hpp"
