@@ -91,6 +91,14 @@ class Fiber {
   std::uint32_t worker_index = 0;
   // Ready I/O operations left in this turn before the fiber must yield (cooperative budget).
   std::uint32_t io_budget = 0;
+  // The C++ runtime's per-thread exception state (the Itanium ABI's __cxa_eh_globals: the stack of
+  // exceptions being handled and the uncaught count). It belongs to the fiber, not the thread: a fiber
+  // that waits inside a catch handler, then resumes on another worker or after another fiber used its
+  // own handlers on this thread, must find its own. The worker swaps it in and out around each switch.
+  struct ExceptionState {
+    void* caught_exceptions = nullptr;
+    unsigned int uncaught_exceptions = 0;
+  } exception_state;
   // Debug builds: set while a worker runs this fiber, to catch a double resume.
   std::atomic<bool> on_cpu{false};
   // Intrusive links for the scheduler's registry of live fibers.

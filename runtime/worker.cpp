@@ -5,11 +5,13 @@
 #include "executor/stack_pool.hpp"
 #include "runtime/scheduler.hpp"
 
+#include <cxxabi.h>
 #include <pthread.h>
 
 #include <cassert>
 
 #include <chrono>
+#include <utility>
 
 namespace fiberio::detail {
 namespace {
@@ -62,10 +64,13 @@ __attribute__((always_inline)) inline void Worker::run_fiber(Fiber* fiber) {
   fiber->worker_index = index_;
   fiber->io_budget = scheduler_.config().io_budget;
   if (!fiber->context_) fiber->create_context();
+  auto* thread_exceptions = reinterpret_cast<Fiber::ExceptionState*>(abi::__cxa_get_globals());
+  std::swap(*thread_exceptions, fiber->exception_state);
   start_switch(&asan_fake_stack_, fiber->stack_);
   tsan_switch_to(fiber->tsan_fiber_);
   fiber->context_ = switch_context(std::move(fiber->context_));
   finish_switch(asan_fake_stack_);
+  std::swap(*thread_exceptions, fiber->exception_state);
   running_ = nullptr;
 #ifndef NDEBUG
   fiber->on_cpu.store(false, std::memory_order_release);
@@ -245,7 +250,9 @@ void Worker::park(std::optional<Deadline> until) {
 bool Worker::unpark() noexcept {
   notified_.store(true, std::memory_order_seq_cst);
   if (!sleeping_.load(std::memory_order_seq_cst)) return false;
-  reactor_.notify();
+  // A worker dispatching its own events still counts as parked (and may claim itself as the worker to
+  // wake): it is awake, so writing its own wake channel would be a wasted syscall.
+  if (current() != this) reactor_.notify();
   return true;
 }
 

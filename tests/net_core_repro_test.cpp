@@ -16,14 +16,11 @@
 //    in ensure_registered/register_fd). Seen in net_unix_test (socketpair, reader and writer fibers)
 //    under TSan. The second test sets up that race; it shows in a TSan build.
 //
-// 3. NOT fixed (reported to the core owner; skipped, run with --no-skip): a fiber that suspends inside a
-//    catch handler and resumes on another worker loses "the exception being handled". The C++ runtime
-//    keeps it per thread (__cxa_get_globals), and nothing saves it per fiber, so after the fiber is stolen
-//    std::current_exception() is null and `throw;` calls std::terminate ("terminate called without an
-//    active exception"). Seen as fiberio-proxy aborting on SIGINT with relays open (apps_signals), through
-//    copy_bidirectional, which joined its direction fibers inside `catch (const Cancelled&)` and then
-//    rethrew; net/copy.cpp now waits outside the handler. Until the core saves and restores the
-//    exception globals on a switch (or documents the rule), do not wait inside a catch handler.
+// 3. A fiber that suspends inside a catch handler and resumes on another worker lost "the exception being
+//    handled": the C++ runtime keeps it per thread (__cxa_get_globals), so after the fiber was stolen
+//    std::current_exception() was null and `throw;` called std::terminate. Seen as fiberio-proxy aborting
+//    on SIGINT with relays open. Fixed: the worker swaps the exception state in and out around every
+//    switch (Fiber::exception_state). Without the swap this test fails every run.
 #include <doctest/doctest.h>
 
 #include "fiberio.hpp"
@@ -100,8 +97,7 @@ TEST_CASE("core repro: a reader and a writer fiber make the first use of one fd 
   CHECK(registered == 0);  // a registration overwritten by a second one would stay counted
 }
 
-TEST_CASE("core repro: a fiber that waits inside a catch handler and is stolen keeps its exception" *
-          doctest::skip()) {
+TEST_CASE("core repro: a fiber that waits inside a catch handler and is stolen keeps its exception") {
   using namespace std::chrono_literals;
   fiberio::Runtime rt{fiberio::Config{.threads = 2, .work_stealing = true}};
   int migrated = 0, lost = 0;
