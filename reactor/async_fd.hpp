@@ -7,7 +7,8 @@
 //   if (!n) log(n.error().message());           // errors are values; 0 means end of file
 //
 // The fd is registered lazily, on the first wait, with the reactor of the worker running the fiber; it
-// stays there if the fiber later runs elsewhere (docs/design.md, "I/O across workers").
+// stays there if the fiber later runs elsewhere (docs/design.md, "I/O across workers"). Invariant: an
+// AsyncFd that has waited must be closed or destroyed before that Runtime is (its reactor goes with it).
 // Errors: std::expected<T, std::error_code>; a deadline gives std::errc::timed_out; cancellation throws
 // fiberio::Cancelled. Each ready operation counts against the fiber's I/O budget (it yields when spent).
 // Thread-safety: one AsyncFd may be read by one fiber and written by another at the same time; several
