@@ -1,7 +1,7 @@
-#include "apps/app_config.hpp"
+#include "app_config.hpp"
 
-#include "apps/log.hpp"
-#include "reactor/backend.hpp"
+#include <fiberio/reactor/backend.hpp>
+#include "log.hpp"
 
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
@@ -94,12 +94,14 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   auto* threads_opt = app.add_option("--threads", threads, "worker threads (default: one per CPU)")
                           ->type_name("N")
                           ->check(unsigned_in(1, kMaxThreads));
-  auto* backend_opt = app.add_option("--backend", backend_text, "I/O backend: auto, epoll, io_uring or poll")
-                          ->type_name("auto|epoll|io_uring|poll")
-                          ->check([](const std::string& text) -> std::string {
-                            auto kind = parse_backend(text);
-                            return kind ? std::string() : kind.error();
-                          });
+  auto* backend_opt =
+      app.add_option("--backend", backend_text,
+                     "I/O backend: auto, epoll or poll (io_uring is not built in this version)")
+          ->type_name("auto|epoll|io_uring|poll")
+          ->check([](const std::string& text) -> std::string {
+            auto kind = parse_backend(text);
+            return kind ? std::string() : kind.error();
+          });
   auto* steal_opt =
       app.add_flag("--steal,!--no-steal", steal, "idle workers steal queued fibers (default on)");
 
@@ -391,6 +393,10 @@ std::expected<AppConfig, Error> merge(AppKind kind, const CliValues& cli) {
   if (auto ok = config.runtime.validate(); !ok) return std::unexpected(ok.error());
   // A backend that is not built in (io_uring for now) or that the OS refuses is bad input, not a reason to
   // fall back silently: try to make one.
+  if (!built_in(config.runtime.backend)) {
+    return std::unexpected("backend '" + std::string(to_string(config.runtime.backend)) +
+                           "' is not built in this version of fiberio (use auto, epoll or poll)");
+  }
   std::error_code ec;
   if (!make_backend(config.runtime.backend, ec)) {
     return std::unexpected("backend '" + std::string(to_string(config.runtime.backend)) +

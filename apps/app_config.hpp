@@ -19,8 +19,8 @@
 // Thread-safety: call from main() before any thread exists (it reads the environment).
 #pragma once
 
-#include "net/address.hpp"
-#include "runtime/config.hpp"
+#include <fiberio/net/address.hpp>
+#include <fiberio/runtime/config.hpp>
 
 #include <chrono>
 #include <cstdint>

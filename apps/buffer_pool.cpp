@@ -1,4 +1,4 @@
-#include "apps/buffer_pool.hpp"
+#include "buffer_pool.hpp"
 
 #include <vector>
 

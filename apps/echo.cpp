@@ -1,6 +1,6 @@
-#include "apps/echo.hpp"
+#include "echo.hpp"
 
-#include "apps/buffer_pool.hpp"
+#include "buffer_pool.hpp"
 
 #include <sys/socket.h>
 

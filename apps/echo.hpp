@@ -14,7 +14,7 @@
 // Thread-safety: the function owns its stream; run it in its own fiber.
 #pragma once
 
-#include "net/tcp_stream.hpp"
+#include <fiberio/net/tcp_stream.hpp>
 
 namespace fiberio {
 

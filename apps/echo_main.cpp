@@ -1,10 +1,10 @@
 // fiberio-echo: a TCP echo server. ../shared/cli-contract.md is its contract; apps/server.hpp and
 // apps/echo.hpp tell how it works.
-#include "apps/app_config.hpp"
-#include "apps/echo.hpp"
-#include "apps/log.hpp"
-#include "apps/server.hpp"
-#include "net/signals.hpp"
+#include <fiberio/net/signals.hpp>
+#include "app_config.hpp"
+#include "echo.hpp"
+#include "log.hpp"
+#include "server.hpp"
 
 #include <signal.h>
 

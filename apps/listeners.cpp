@@ -1,6 +1,6 @@
-#include "apps/listeners.hpp"
+#include "listeners.hpp"
 
-#include "net/socket_ops.hpp"
+#include <fiberio/net/detail/socket_ops.hpp>
 
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -21,8 +21,8 @@
 // TcpListener allows.
 #pragma once
 
-#include "net/address.hpp"
-#include "net/tcp_listener.hpp"
+#include <fiberio/net/address.hpp>
+#include <fiberio/net/tcp_listener.hpp>
 
 #include <cstdint>
 #include <expected>

@@ -1,4 +1,4 @@
-#include "apps/log.hpp"
+#include "log.hpp"
 
 #include <unistd.h>
 

@@ -1,7 +1,7 @@
-#include "apps/proxy.hpp"
+#include "proxy.hpp"
 
-#include "apps/log.hpp"
-#include "net/copy.hpp"
+#include <fiberio/net/copy.hpp>
+#include "log.hpp"
 
 #include <cerrno>
 

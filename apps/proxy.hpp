@@ -13,8 +13,8 @@
 // Thread-safety: the function owns the client stream; run it in its own fiber. The pool is shared.
 #pragma once
 
-#include "apps/upstreams.hpp"
-#include "net/tcp_stream.hpp"
+#include <fiberio/net/tcp_stream.hpp>
+#include "upstreams.hpp"
 
 #include <chrono>
 

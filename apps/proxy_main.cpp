@@ -1,11 +1,11 @@
 // fiberio-proxy: a TCP byte-stream proxy with round-robin upstreams. ../shared/cli-contract.md is its
 // contract; apps/server.hpp, apps/proxy.hpp and apps/upstreams.hpp tell how it works.
-#include "apps/app_config.hpp"
-#include "apps/log.hpp"
-#include "apps/proxy.hpp"
-#include "apps/server.hpp"
-#include "apps/upstreams.hpp"
-#include "net/signals.hpp"
+#include <fiberio/net/signals.hpp>
+#include "app_config.hpp"
+#include "log.hpp"
+#include "proxy.hpp"
+#include "server.hpp"
+#include "upstreams.hpp"
 
 #include <signal.h>
 

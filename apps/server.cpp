@@ -1,9 +1,9 @@
-#include "apps/server.hpp"
+#include "server.hpp"
 
-#include "apps/log.hpp"
-#include "executor/cancelled.hpp"
-#include "net/signals.hpp"
-#include "runtime/runtime.hpp"
+#include <fiberio/executor/cancelled.hpp>
+#include <fiberio/net/signals.hpp>
+#include <fiberio/runtime/runtime.hpp>
+#include "log.hpp"
 
 #include <signal.h>
 #include <string.h>

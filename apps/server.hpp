@@ -24,10 +24,10 @@
 // thread-safe; it owns the stream it is given.
 #pragma once
 
-#include "apps/app_config.hpp"
-#include "apps/listeners.hpp"
-#include "executor/event.hpp"
-#include "net/tcp_stream.hpp"
+#include <fiberio/executor/event.hpp>
+#include <fiberio/net/tcp_stream.hpp>
+#include "app_config.hpp"
+#include "listeners.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -1,6 +1,6 @@
-#include "apps/upstreams.hpp"
+#include "upstreams.hpp"
 
-#include "apps/log.hpp"
+#include "log.hpp"
 
 #include <limits>
 #include <stdexcept>

@@ -14,7 +14,7 @@
 // Thread-safety: pick/succeeded/failed may be called from any fiber or thread at once (atomics only).
 #pragma once
 
-#include "net/address.hpp"
+#include <fiberio/net/address.hpp>
 
 #include <atomic>
 #include <chrono>

@@ -10,7 +10,7 @@
 // the command and the figures.
 #include <benchmark/benchmark.h>
 
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <netinet/in.h>
 #include <sys/resource.h>

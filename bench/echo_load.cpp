@@ -15,7 +15,7 @@
 // requests/s, p50/p99/max latency, bytes both ways; exits 1 on any mismatch, I/O error or failed connection
 // (and when no request completed), 2 on bad arguments. docs/benchmarks.md uses it. Threads: T workers
 // (default 1), so that client and server can share a small machine.
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <algorithm>
 #include <atomic>

@@ -7,7 +7,7 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/fixedsize_stack.hpp>
 
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <atomic>
 #include <cstdint>

@@ -8,7 +8,7 @@
 // returns); they are reported as p50/p90/p99 counters, in nanoseconds, over a fixed number of samples.
 #include <benchmark/benchmark.h>
 
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <algorithm>
 #include <atomic>

@@ -15,8 +15,8 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/fixedsize_stack.hpp>
 
-#include "fiberio.hpp"
-#include "reactor/timer_heap.hpp"
+#include <fiberio/executor/detail/timer_heap.hpp>
+#include <fiberio/fiberio.hpp>
 
 #if __has_include(<valgrind/callgrind.h>)
 #include <valgrind/callgrind.h>
@@ -145,7 +145,7 @@ void timer_heap(std::uint64_t n, std::size_t live) {
   fiberio::detail::TimerHeap<Payload> heap;
   std::vector<fiberio::detail::TimerHandle> ring(live);
   std::mt19937_64 rng(42);
-  const auto base = fiberio::detail::Clock::now();
+  const auto base = fiberio::Clock::now();
   auto deadline = [&](std::uint64_t i) {
     return base + std::chrono::microseconds(i * 10 + rng() % 1000);  // rising, with jitter
   };
@@ -154,7 +154,7 @@ void timer_heap(std::uint64_t n, std::size_t live) {
     h = heap.insert(deadline(t), Payload{nullptr, t});
     ++t;
   }
-  std::vector<fiberio::detail::Deadline> deadlines(n);
+  std::vector<fiberio::Deadline> deadlines(n);
   for (auto& d : deadlines)
     d = deadline(t++);
   std::size_t oldest = 0;

@@ -9,11 +9,9 @@
 //  - Random: deadlines uniform over a minute, a random live timer cancelled.
 #include <benchmark/benchmark.h>
 
-#include "executor/fiber.hpp"
-#include "reactor/timer_heap.hpp"
-#include "reactor/timer_queue.hpp"
-#include "runtime/config.hpp"
-#include "runtime/scheduler.hpp"
+#include <fiberio/executor/detail/fiber.hpp>
+#include <fiberio/executor/detail/timer_heap.hpp>
+#include <fiberio/executor/detail/timer_queue.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -22,8 +20,8 @@
 
 namespace {
 
-using fiberio::detail::Clock;
-using fiberio::detail::Deadline;
+using fiberio::Clock;
+using fiberio::Deadline;
 using fiberio::detail::TimerHandle;
 
 // The payload a TimerQueue stores (a fiber and a wait ticket): 16 bytes.
@@ -118,10 +116,7 @@ class IdleFiber final : public fiberio::detail::Fiber {
 void BM_TimerQueue_Timeout(benchmark::State& state) {
   const auto live = static_cast<std::size_t>(state.range(0));
   const RisingDeadlines deadline(1);
-  fiberio::Config config;
-  config.threads = 1;
-  fiberio::detail::Scheduler scheduler(config, /*caller_driven=*/true);  // starts no thread
-  auto* fiber = new IdleFiber(scheduler, "timer_bench");
+  auto* fiber = new IdleFiber("timer_bench");  // never run, never woken: no scheduler needed
   {
     fiberio::detail::TimerQueue queue;
     std::vector<TimerHandle> ring(live);

@@ -11,7 +11,7 @@
 // Thread-safety: any fiber or thread; plain threads block when they must wait.
 #pragma once
 
-#include "executor/wait_list.hpp"
+#include <fiberio/executor/detail/wait_list.hpp>
 
 #include <cstddef>
 #include <deque>
@@ -32,7 +32,7 @@ class Channel {
   bool send(T value) {
     std::unique_lock guard(mutex_);
     while (!closed_ && items_.size() >= capacity_)
-      detail::throw_if_cancelled(detail::park_on(senders_, guard));
+      detail::throw_if_cancelled(detail::suspend_on(senders_, guard));
     if (closed_) return false;
     items_.push_back(std::move(value));
     receivers_.wake_one();
@@ -52,15 +52,15 @@ class Channel {
   std::optional<T> recv() {
     std::unique_lock guard(mutex_);
     while (items_.empty() && !closed_)
-      detail::throw_if_cancelled(detail::park_on(receivers_, guard));
+      detail::throw_if_cancelled(detail::suspend_on(receivers_, guard));
     return take(guard);
   }
 
   // Like recv(), but also nullopt when the deadline passes first.
-  std::optional<T> recv_until(detail::Deadline deadline) {
+  std::optional<T> recv_until(Deadline deadline) {
     std::unique_lock guard(mutex_);
     while (items_.empty() && !closed_) {
-      const auto why = detail::park_on(receivers_, guard, deadline);
+      const auto why = detail::suspend_on(receivers_, guard, deadline);
       detail::throw_if_cancelled(why);
       if (why == detail::WakeReason::timeout) break;
     }

@@ -4,8 +4,8 @@
 // Thread-safety: any fiber or thread. Waiting with a deadline needs a fiber.
 #pragma once
 
-#include "executor/mutex.hpp"
-#include "executor/wait_list.hpp"
+#include <fiberio/executor/detail/wait_list.hpp>
+#include <fiberio/executor/mutex.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -24,7 +24,7 @@ class ConditionVariable {
       wait(lock);
   }
 
-  std::cv_status wait_until(std::unique_lock<Mutex>& lock, detail::Deadline deadline) {
+  std::cv_status wait_until(std::unique_lock<Mutex>& lock, Deadline deadline) {
     const auto why = wait_impl(lock, deadline);
     detail::throw_if_cancelled(why);
     return why == detail::WakeReason::timeout ? std::cv_status::timeout : std::cv_status::no_timeout;
@@ -32,8 +32,7 @@ class ConditionVariable {
 
   template <class Rep, class Period>
   std::cv_status wait_for(std::unique_lock<Mutex>& lock, std::chrono::duration<Rep, Period> timeout) {
-    return wait_until(lock,
-                      detail::Clock::now() + std::chrono::duration_cast<detail::Clock::duration>(timeout));
+    return wait_until(lock, Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout));
   }
 
   void notify_one() {
@@ -47,10 +46,10 @@ class ConditionVariable {
   }
 
  private:
-  detail::WakeReason wait_impl(std::unique_lock<Mutex>& lock, std::optional<detail::Deadline> deadline) {
+  detail::WakeReason wait_impl(std::unique_lock<Mutex>& lock, std::optional<Deadline> deadline) {
     std::unique_lock guard(state_mutex_);
     // The user's mutex is released only once we are queued, so a notify after that point reaches us.
-    const auto why = detail::park_on(waiters_, guard, deadline, [&] { lock.unlock(); });
+    const auto why = detail::suspend_on(waiters_, guard, deadline, [&] { lock.unlock(); });
     guard.unlock();
     // Reacquire even if cancelled: the caller's unique_lock must own the mutex again on every exit.
     for (;;) {

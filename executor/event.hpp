@@ -3,7 +3,7 @@
 // Thread-safety: any fiber or thread; set() is the usual way for a plain thread to wake fibers.
 #pragma once
 
-#include "executor/wait_list.hpp"
+#include <fiberio/executor/detail/wait_list.hpp>
 
 #include <mutex>
 
@@ -30,14 +30,14 @@ class Event {
   void wait() {
     std::unique_lock guard(mutex_);
     while (!set_)
-      detail::throw_if_cancelled(detail::park_on(waiters_, guard));
+      detail::throw_if_cancelled(detail::suspend_on(waiters_, guard));
   }
 
   // True if set, false if the deadline passed first. Throws Cancelled.
-  bool wait_until(detail::Deadline deadline) {
+  bool wait_until(Deadline deadline) {
     std::unique_lock guard(mutex_);
     while (!set_) {
-      const auto why = detail::park_on(waiters_, guard, deadline);
+      const auto why = detail::suspend_on(waiters_, guard, deadline);
       detail::throw_if_cancelled(why);
       if (why == detail::WakeReason::timeout) return set_;
     }

@@ -5,7 +5,7 @@
 // Invariant: `locked_` is true while an owner exists; waiters only queue while it is true.
 #pragma once
 
-#include "executor/wait_list.hpp"
+#include <fiberio/executor/detail/wait_list.hpp>
 
 #include <mutex>
 
@@ -21,7 +21,7 @@ class Mutex {
       return;
     }
     // Woken with WakeReason::notified means unlock() handed us the lock.
-    detail::throw_if_cancelled(detail::park_on(waiters_, guard));
+    detail::throw_if_cancelled(detail::suspend_on(waiters_, guard));
   }
 
   bool try_lock() {

@@ -3,7 +3,7 @@
 // Thread-safety: any fiber or thread. Invariant: permits_ > 0 only while no waiter is queued.
 #pragma once
 
-#include "executor/wait_list.hpp"
+#include <fiberio/executor/detail/wait_list.hpp>
 
 #include <cstddef>
 #include <mutex>
@@ -17,7 +17,7 @@ class Semaphore {
   void acquire() { detail::throw_if_cancelled(acquire_impl(std::nullopt)); }
 
   // False if the deadline passed first. Throws Cancelled.
-  bool try_acquire_until(detail::Deadline deadline) {
+  bool try_acquire_until(Deadline deadline) {
     const auto why = acquire_impl(deadline);
     detail::throw_if_cancelled(why);
     return why == detail::WakeReason::notified;
@@ -43,13 +43,13 @@ class Semaphore {
   }
 
  private:
-  detail::WakeReason acquire_impl(std::optional<detail::Deadline> deadline) {
+  detail::WakeReason acquire_impl(std::optional<Deadline> deadline) {
     std::unique_lock guard(mutex_);
     if (permits_ > 0) {
       --permits_;
       return detail::WakeReason::notified;
     }
-    return detail::park_on(waiters_, guard, deadline);  // notified: release() handed us its permit
+    return detail::suspend_on(waiters_, guard, deadline);  // notified: release() handed us its permit
   }
 
   mutable std::mutex mutex_;

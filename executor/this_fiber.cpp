@@ -1,9 +1,8 @@
-#include "executor/this_fiber.hpp"
+#include <fiberio/executor/this_fiber.hpp>
 
-#include "executor/cancelled.hpp"
-#include "executor/fiber.hpp"
-#include "executor/park.hpp"
-#include "runtime/worker.hpp"
+#include <fiberio/executor/cancelled.hpp>
+#include <fiberio/executor/detail/fiber.hpp>
+#include <fiberio/executor/detail/fiber_thread.hpp>
 
 #include <thread>
 
@@ -26,7 +25,7 @@ void sleep_until(Clock::time_point deadline) {
     return;
   }
   const std::uint64_t ticket = self->prepare_wait();
-  if (detail::suspend_until(*self, ticket, deadline) == detail::WakeReason::cancelled) throw Cancelled{};
+  if (self->suspend_until(ticket, deadline) == detail::WakeReason::cancelled) throw Cancelled{};
 }
 
 namespace this_fiber {
@@ -41,8 +40,8 @@ std::string_view name() noexcept {
 }
 
 int worker_index() noexcept {
-  detail::Worker* worker = detail::Worker::current();
-  return worker && worker->running() ? static_cast<int>(worker->index()) : -1;
+  detail::FiberThread* thread = detail::FiberThread::current();
+  return thread && thread->running() ? static_cast<int>(thread->index()) : -1;
 }
 
 bool cancel_requested() noexcept {
@@ -51,15 +50,4 @@ bool cancel_requested() noexcept {
 }
 
 }  // namespace this_fiber
-
-namespace detail {
-
-void consume_budget() {
-  Fiber* self = Fiber::current();
-  if (!self) return;
-  if (self->io_budget > 0 && --self->io_budget > 0) return;
-  yield();  // the worker refills the budget when it resumes the fiber
-}
-
-}  // namespace detail
 }  // namespace fiberio

@@ -3,14 +3,12 @@
 // know where it runs. Suspending calls throw fiberio::Cancelled when the fiber is cancelled.
 #pragma once
 
-#include "reactor/timer_heap.hpp"
+#include <fiberio/executor/clock.hpp>
 
 #include <chrono>
 #include <string_view>
 
 namespace fiberio {
-
-using Clock = detail::Clock;
 
 // Lets the other ready fibers of this worker run, then continues. A fiber that never blocks is never
 // preempted: a long computation should yield now and then.
@@ -26,16 +24,11 @@ void sleep_for(std::chrono::duration<Rep, Period> duration) {
 namespace this_fiber {
 bool in_fiber() noexcept;
 std::string_view name() noexcept;  // empty outside a fiber
-// Index of the worker running the calling fiber; -1 outside a fiber.
+// Index of the worker (the thread) running the calling fiber; -1 outside a fiber.
 int worker_index() noexcept;
 // A stop token for loops that never block: true while a cancellation of this fiber is pending. It is not
 // consumed: the next blocking call (or yield()) still throws Cancelled.
 bool cancel_requested() noexcept;
 }  // namespace this_fiber
-
-namespace detail {
-// Counts one ready I/O operation against the fiber's budget; yields when it is spent.
-void consume_budget();
-}  // namespace detail
 
 }  // namespace fiberio

@@ -4,7 +4,7 @@
 // std::logic_error); waiters are released each time it reaches zero.
 #pragma once
 
-#include "executor/wait_list.hpp"
+#include <fiberio/executor/detail/wait_list.hpp>
 
 #include <cstddef>
 #include <mutex>
@@ -28,7 +28,7 @@ class WaitGroup {
   void wait() {
     std::unique_lock guard(mutex_);
     while (count_ != 0)
-      detail::throw_if_cancelled(detail::park_on(waiters_, guard));
+      detail::throw_if_cancelled(detail::suspend_on(waiters_, guard));
   }
 
  private:

@@ -1,6 +1,6 @@
-#include "net/address.hpp"
+#include <fiberio/net/address.hpp>
 
-#include "net/blocking_pool.hpp"
+#include <fiberio/net/blocking_pool.hpp>
 
 #include <arpa/inet.h>
 #include <net/if.h>

@@ -14,7 +14,7 @@
 // Invariant: size() <= capacity() and every byte of the storage past size() is zero, so == compares bytes.
 #pragma once
 
-#include "net/error.hpp"
+#include <fiberio/net/error.hpp>
 
 #include <sys/socket.h>
 

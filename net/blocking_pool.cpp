@@ -1,4 +1,4 @@
-#include "net/blocking_pool.hpp"
+#include <fiberio/net/blocking_pool.hpp>
 
 #include <pthread.h>
 #include <signal.h>

@@ -18,7 +18,7 @@
 // outlives every pool thread (each holds a reference to it).
 #pragma once
 
-#include "executor/event.hpp"
+#include <fiberio/executor/event.hpp>
 
 #include <chrono>
 #include <cstddef>

@@ -1,7 +1,7 @@
-#include "net/copy.hpp"
+#include <fiberio/net/copy.hpp>
 
-#include "executor/channel.hpp"
-#include "runtime/runtime.hpp"
+#include <fiberio/executor/channel.hpp>
+#include <fiberio/runtime/runtime.hpp>
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -24,8 +24,8 @@
 // Invariant: when copy_bidirectional returns (or throws), neither direction fiber is running any more.
 #pragma once
 
-#include "net/error.hpp"
-#include "net/stream_socket.hpp"
+#include <fiberio/net/error.hpp>
+#include <fiberio/net/stream_socket.hpp>
 
 #include <chrono>
 #include <cstddef>

@@ -1,4 +1,4 @@
-#include "net/error.hpp"
+#include <fiberio/net/error.hpp>
 
 #include <netdb.h>
 

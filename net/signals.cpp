@@ -1,4 +1,4 @@
-#include "net/signals.hpp"
+#include <fiberio/net/signals.hpp>
 
 #include <pthread.h>
 #include <signal.h>

@@ -26,8 +26,8 @@
 // fiber at a time.
 #pragma once
 
-#include "net/error.hpp"
-#include "reactor/async_fd.hpp"
+#include <fiberio/net/error.hpp>
+#include <fiberio/reactor/async_fd.hpp>
 
 #include <initializer_list>
 #include <optional>

@@ -16,9 +16,9 @@
 // their bytes unpredictably. Everything else: one fiber at a time.
 #pragma once
 
-#include "net/address.hpp"
-#include "net/error.hpp"
-#include "reactor/async_fd.hpp"
+#include <fiberio/net/address.hpp>
+#include <fiberio/net/error.hpp>
+#include <fiberio/reactor/async_fd.hpp>
 
 #include <cstddef>
 #include <optional>

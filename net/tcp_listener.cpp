@@ -1,4 +1,4 @@
-#include "net/tcp_listener.hpp"
+#include <fiberio/net/tcp_listener.hpp>
 
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -17,8 +17,8 @@
 // accept on one listener at once (each connection goes to one of them); the rest is for one fiber at a time.
 #pragma once
 
-#include "net/socket_ops.hpp"
-#include "net/tcp_stream.hpp"
+#include <fiberio/net/detail/socket_ops.hpp>
+#include <fiberio/net/tcp_stream.hpp>
 
 #include <memory>
 #include <optional>

@@ -1,6 +1,6 @@
-#include "net/tcp_stream.hpp"
+#include <fiberio/net/tcp_stream.hpp>
 
-#include "net/socket_ops.hpp"
+#include <fiberio/net/detail/socket_ops.hpp>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

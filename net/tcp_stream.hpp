@@ -10,7 +10,7 @@
 // Thread-safety: as StreamSocket (one reader and one writer fiber at a time).
 #pragma once
 
-#include "net/stream_socket.hpp"
+#include <fiberio/net/stream_socket.hpp>
 
 #include <chrono>
 #include <optional>

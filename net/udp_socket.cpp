@@ -1,6 +1,6 @@
-#include "net/udp_socket.hpp"
+#include <fiberio/net/udp_socket.hpp>
 
-#include "net/socket_ops.hpp"
+#include <fiberio/net/detail/socket_ops.hpp>
 
 #include <sys/socket.h>
 #include <sys/uio.h>

@@ -14,9 +14,9 @@
 // several senders (or receivers) are safe too.
 #pragma once
 
-#include "net/address.hpp"
-#include "net/error.hpp"
-#include "reactor/async_fd.hpp"
+#include <fiberio/net/address.hpp>
+#include <fiberio/net/error.hpp>
+#include <fiberio/reactor/async_fd.hpp>
 
 #include <cstddef>
 #include <optional>

@@ -1,4 +1,4 @@
-#include "net/unix_socket.hpp"
+#include <fiberio/net/unix_socket.hpp>
 
 #include <sys/socket.h>
 

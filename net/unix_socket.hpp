@@ -13,8 +13,8 @@
 // Thread-safety: as TcpListener and StreamSocket.
 #pragma once
 
-#include "net/socket_ops.hpp"
-#include "net/stream_socket.hpp"
+#include <fiberio/net/detail/socket_ops.hpp>
+#include <fiberio/net/stream_socket.hpp>
 
 #include <memory>
 #include <optional>

@@ -1,7 +1,7 @@
-#include "reactor/async_fd.hpp"
+#include <fiberio/reactor/async_fd.hpp>
 
-#include "reactor/reactor.hpp"
-#include "runtime/worker.hpp"
+#include <fiberio/executor/detail/fiber.hpp>
+#include <fiberio/reactor/detail/reactor.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -51,14 +51,15 @@ void AsyncFd::close() noexcept {
 std::error_code AsyncFd::ensure_registered() {
   while (!source_.load(std::memory_order_acquire)) {
     if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
-    detail::Worker* worker = detail::Worker::current();
-    if (!worker || !worker->running()) return std::make_error_code(std::errc::operation_not_permitted);
+    detail::Reactor* reactor = detail::Reactor::current();
+    if (!reactor || !detail::Fiber::current())
+      return std::make_error_code(std::errc::operation_not_permitted);
     // Taken once per fd, on its first wait (off the hot path); striped so workers rarely contend.
     static std::mutex publish_stripes[64];
     std::lock_guard lock(publish_stripes[static_cast<unsigned>(fd_) % 64]);
     if (source_.load(std::memory_order_acquire)) break;
     detail::SourceHandle handle;
-    if (auto ec = worker->reactor().register_fd(fd_, handle)) return ec;
+    if (auto ec = reactor->register_fd(fd_, handle)) return ec;
     reactor_ = handle.reactor;
     generation_ = handle.generation;
     source_.store(handle.source, std::memory_order_release);

@@ -17,11 +17,12 @@
 // thread it is a data race: interrupt with ::shutdown(fd) or cancel the waiting fiber instead.
 #pragma once
 
-#include "executor/cancelled.hpp"
-#include "executor/this_fiber.hpp"
-#include "reactor/backend.hpp"
-#include "reactor/io_source.hpp"
-#include "reactor/timer_heap.hpp"
+#include <fiberio/executor/cancelled.hpp>
+#include <fiberio/executor/clock.hpp>
+#include <fiberio/executor/detail/fiber.hpp>
+#include <fiberio/executor/this_fiber.hpp>
+#include <fiberio/reactor/backend.hpp>
+#include <fiberio/reactor/detail/io_source.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -32,8 +33,6 @@
 #include <system_error>
 
 namespace fiberio {
-
-using Deadline = detail::Deadline;
 
 class AsyncFd {
  public:

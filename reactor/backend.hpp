@@ -50,8 +50,12 @@ class Backend {
                            std::optional<std::chrono::nanoseconds> timeout) = 0;
 };
 
+// Whether this build of fiberio has a backend of that kind (io_uring: not yet, its backend has not landed).
+bool built_in(BackendKind kind) noexcept;
+
 // A backend of the given kind; `automatic` picks the best available (epoll on Linux).
-// Returns an error if that kind is not built in or the OS refuses it.
+// Returns nullptr and an error if that kind is not built in (errc::function_not_supported) or the OS
+// refuses it.
 std::unique_ptr<Backend> make_backend(BackendKind kind, std::error_code& error);
 
 std::string_view to_string(BackendKind kind);

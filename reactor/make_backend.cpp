@@ -1,6 +1,6 @@
-#include "reactor/backend.hpp"
-#include "reactor/epoll_backend.hpp"
-#include "reactor/poll_backend.hpp"
+#include <fiberio/reactor/backend.hpp>
+#include <fiberio/reactor/detail/epoll_backend.hpp>
+#include <fiberio/reactor/detail/poll_backend.hpp>
 
 #include <system_error>
 
@@ -18,6 +18,10 @@ std::string_view to_string(BackendKind kind) {
       return "io_uring";
   }
   return "?";
+}
+
+bool built_in(BackendKind kind) noexcept {
+  return kind != BackendKind::io_uring;
 }
 
 std::unique_ptr<Backend> make_backend(BackendKind kind, std::error_code& error) {

@@ -1,6 +1,6 @@
-#include "runtime/config.hpp"
+#include <fiberio/runtime/config.hpp>
 
-#include "executor/sanitizer.hpp"
+#include <fiberio/executor/detail/sanitizer.hpp>
 
 #include <algorithm>
 #include <cctype>

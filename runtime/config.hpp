@@ -2,7 +2,7 @@
 // Plain data; no thread-safety concerns. Invariant after validate(): threads >= 1, stack_size >= 16 KiB.
 #pragma once
 
-#include "reactor/backend.hpp"
+#include <fiberio/reactor/backend.hpp>
 
 #include <cstddef>
 #include <cstdint>

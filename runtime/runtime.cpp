@@ -1,12 +1,17 @@
-#include "runtime/runtime.hpp"
+#include <fiberio/runtime/runtime.hpp>
 
-#include "runtime/worker.hpp"
+#include <fiberio/runtime/detail/scheduler.hpp>
+#include <fiberio/runtime/detail/worker.hpp>
 
 #include <stdexcept>
 
 namespace fiberio {
 
-Runtime::Runtime(Config config) : scheduler_(std::make_unique<detail::Scheduler>(std::move(config), false)) {}
+Runtime::Runtime(Config config)
+    : scheduler_(std::make_unique<detail::Scheduler>(std::move(config), /*caller_driven=*/false)) {}
+
+Runtime::Runtime(Config config, CallerDriven)
+    : scheduler_(std::make_unique<detail::Scheduler>(std::move(config), /*caller_driven=*/true)) {}
 
 Runtime::~Runtime() {
   shutdown();
@@ -19,7 +24,27 @@ void Runtime::shutdown() {
   scheduler_->shutdown();
 }
 
+const Config& Runtime::config() const noexcept {
+  return scheduler_->config();
+}
+
+std::vector<WorkerStats> Runtime::stats() const {
+  return scheduler_->stats();
+}
+
+std::size_t Runtime::live_fibers() const noexcept {
+  return scheduler_->live_fibers();
+}
+
+void Runtime::drive(const std::atomic<bool>& done) {
+  scheduler_->drive(done);
+}
+
 namespace detail {
+
+void submit(Scheduler& scheduler, Task* task, std::optional<std::uint32_t> worker) {
+  scheduler.submit(task, worker);
+}
 
 Scheduler& current_scheduler() {
   Worker* worker = Worker::current();

@@ -15,11 +15,12 @@
 // joins the workers. Thread-safety: every member may be called from any thread.
 #pragma once
 
-#include "executor/join_handle.hpp"
-#include "runtime/config.hpp"
-#include "runtime/scheduler.hpp"
-#include "runtime/stats.hpp"
+#include <fiberio/runtime/config.hpp>
+#include <fiberio/runtime/detail/task.hpp>
+#include <fiberio/runtime/join_handle.hpp>
+#include <fiberio/runtime/stats.hpp>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,15 +36,21 @@ struct SpawnOptions {
 
 namespace detail {
 
+class Scheduler;
+
 template <class F>
 using SpawnResult = std::invoke_result_t<std::decay_t<F>&>;
+
+// Registers a new task with `scheduler` and queues it (Scheduler::submit; out of line so that this header
+// needs no scheduler internals).
+void submit(Scheduler& scheduler, Task* task, std::optional<std::uint32_t> worker);
 
 template <class F>
 JoinHandle<SpawnResult<F>> spawn_on(Scheduler& scheduler, F&& fn, SpawnOptions options) {
   using R = SpawnResult<F>;
-  auto* task = new Task<R, std::decay_t<F>>(scheduler, std::move(options.name), std::forward<F>(fn));
+  auto* task = new FnTask<R, std::decay_t<F>>(scheduler, std::move(options.name), std::forward<F>(fn));
   task->add_ref();  // the handle's reference; the scheduler keeps the initial one
-  scheduler.submit(task, options.worker);
+  submit(scheduler, task, options.worker);
   return JoinHandle<R>(task);
 }
 
@@ -51,6 +58,10 @@ JoinHandle<SpawnResult<F>> spawn_on(Scheduler& scheduler, F&& fn, SpawnOptions o
 Scheduler& current_scheduler();
 
 }  // namespace detail
+
+// Declared here for Runtime's friendship; defined below.
+template <class F>
+detail::SpawnResult<F> block_on(F&& fn, Config config = Config{.threads = 1});
 
 class Runtime {
  public:
@@ -78,11 +89,19 @@ class Runtime {
   // called from one of this runtime's fibers.
   void shutdown();
 
-  const Config& config() const noexcept { return scheduler_->config(); }
-  std::vector<WorkerStats> stats() const { return scheduler_->stats(); }
-  std::size_t live_fibers() const noexcept { return scheduler_->live_fibers(); }
+  const Config& config() const noexcept;
+  std::vector<WorkerStats> stats() const;
+  std::size_t live_fibers() const noexcept;
 
  private:
+  template <class F>
+  friend detail::SpawnResult<F> block_on(F&& fn, Config config);
+  // block_on's runtime: no threads; the caller runs worker 0 through drive().
+  struct CallerDriven {};
+  Runtime(Config config, CallerDriven);
+  // Runs worker 0 on the calling thread until `done`.
+  void drive(const std::atomic<bool>& done);
+
   std::unique_ptr<detail::Scheduler> scheduler_;
 };
 
@@ -95,19 +114,19 @@ JoinHandle<detail::SpawnResult<F>> spawn(F&& fn, SpawnOptions options = {}) {
 // Runs `fn` as a fiber on a one-worker runtime driven by the calling thread, until it returns; then
 // cancels and unwinds whatever fibers it left behind, and returns fn's result (or rethrows).
 template <class F>
-detail::SpawnResult<F> block_on(F&& fn, Config config = Config{.threads = 1}) {
+detail::SpawnResult<F> block_on(F&& fn, Config config) {
   if (detail::Fiber::current()) {
     throw std::logic_error("fiberio::block_on called from a fiber: use spawn(...).join() instead");
   }
   config.threads = 1;
-  detail::Scheduler scheduler(config, /*caller_driven=*/true);
+  Runtime runtime(std::move(config), Runtime::CallerDriven{});
   using R = detail::SpawnResult<F>;
-  auto* task = new detail::Task<R, std::decay_t<F>>(scheduler, "block_on", std::forward<F>(fn));
+  auto* task = new detail::FnTask<R, std::decay_t<F>>(*runtime.scheduler_, "block_on", std::forward<F>(fn));
   task->add_ref();
   JoinHandle<R> handle(task);
-  scheduler.submit(task, 0);
-  scheduler.drive(task->finished_flag());
-  scheduler.shutdown();
+  detail::submit(*runtime.scheduler_, task, 0);
+  runtime.drive(task->finished_flag());
+  runtime.shutdown();
   return handle.join();
 }
 

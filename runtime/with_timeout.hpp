@@ -10,8 +10,8 @@
 // Call it from a fiber. Thread-safety: as spawn().
 #pragma once
 
-#include "executor/cancelled.hpp"
-#include "runtime/runtime.hpp"
+#include <fiberio/executor/cancelled.hpp>
+#include <fiberio/runtime/runtime.hpp>
 
 #include <chrono>
 #include <expected>

@@ -21,7 +21,7 @@ server_bin="$build/apps/fiberio-echo"
 load_bin="$build/bench/echo_load"
 for bin in "$server_bin" "$load_bin"; do
   if [ ! -x "$bin" ]; then
-    echo "main-job: $bin was not built (bench/ needs -Dbench=true and libbenchmark-dev)" >&2
+    echo "main-job: $bin was not built (it needs -Dbench=auto or enabled)" >&2
     exit 1
   fi
 done

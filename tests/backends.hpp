@@ -3,7 +3,7 @@
 
 #include <doctest/doctest.h>
 
-#include "runtime/config.hpp"
+#include <fiberio/runtime/config.hpp>
 
 #include <string>
 

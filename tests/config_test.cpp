@@ -1,11 +1,12 @@
 // Config: defaults, validation, and the environment loader's errors (which name variable and value).
 #include <doctest/doctest.h>
 
-#include "runtime/config.hpp"
-#include "runtime/runtime.hpp"
+#include <fiberio/runtime/config.hpp>
+#include <fiberio/runtime/runtime.hpp>
 
 #include <cstdlib>
 #include <string>
+#include <system_error>
 
 namespace {
 
@@ -95,4 +96,16 @@ TEST_CASE("backend names") {
   CHECK(fiberio::parse_backend("epoll") == fiberio::BackendKind::epoll);
   CHECK(fiberio::parse_backend("io_uring") == fiberio::BackendKind::io_uring);
   CHECK_FALSE(fiberio::parse_backend("select"));
+}
+
+TEST_CASE("a backend that is not built in is refused by name, never replaced") {
+  CHECK_FALSE(fiberio::built_in(fiberio::BackendKind::io_uring));
+  CHECK(fiberio::built_in(fiberio::BackendKind::epoll));
+  std::string message;
+  try {
+    fiberio::Runtime rt{fiberio::Config{.threads = 1, .backend = fiberio::BackendKind::io_uring}};
+  } catch (const std::system_error& e) {
+    message = e.what();
+  }
+  CHECK(message.find("'io_uring' is not built in this version") != std::string::npos);
 }

@@ -1,9 +1,9 @@
 // Fibers: spawn/join, results and exceptions across join, yield, sleep, names, block_on, cancellation.
 #include <doctest/doctest.h>
 
-#include "executor/sanitizer.hpp"
-#include "executor/stack_pool.hpp"
-#include "fiberio.hpp"
+#include <fiberio/executor/detail/sanitizer.hpp>
+#include <fiberio/executor/detail/stack_pool.hpp>
+#include <fiberio/fiberio.hpp>
 
 #include <sys/wait.h>
 #include <unistd.h>

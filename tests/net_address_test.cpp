@@ -2,7 +2,7 @@
 // and resolve() (numeric at once, names on the blocking pool, `localhost` through getaddrinfo).
 #include <doctest/doctest.h>
 
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <algorithm>
 #include <string>

@@ -2,7 +2,7 @@
 // works from a plain thread; the pool grows to the demand, is bounded, and trims its idle threads.
 #include <doctest/doctest.h>
 
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <signal.h>
 

@@ -23,9 +23,9 @@
 //    switch (Fiber::exception_state). Without the swap this test fails every run.
 #include <doctest/doctest.h>
 
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
-#include "reactor/wake_channel.hpp"
+#include <fiberio/reactor/detail/wake_channel.hpp>
 
 #include <poll.h>
 

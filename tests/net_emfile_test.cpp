@@ -3,8 +3,8 @@
 // RLIMIT_NOFILE, on every backend; the parent plays the clients with plain blocking sockets.
 #include <doctest/doctest.h>
 
+#include <fiberio/fiberio.hpp>
 #include "backends.hpp"
-#include "fiberio.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>

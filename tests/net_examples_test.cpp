@@ -3,7 +3,7 @@
 // are included first, here, so that the examples' own #includes are no-ops inside the namespaces.
 #include <doctest/doctest.h>
 
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <signal.h>
 #include <string.h>

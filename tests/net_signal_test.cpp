@@ -3,8 +3,8 @@
 // The signals are blocked first thing, in main's thread, before any runtime thread exists (signals.hpp).
 #include <doctest/doctest.h>
 
+#include <fiberio/fiberio.hpp>
 #include "backends.hpp"
-#include "fiberio.hpp"
 
 #include <signal.h>
 #include <unistd.h>

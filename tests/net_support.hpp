@@ -4,8 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <fiberio/fiberio.hpp>
 #include "backends.hpp"
-#include "fiberio.hpp"
 
 #include <cstdint>
 #include <span>

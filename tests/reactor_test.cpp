@@ -2,10 +2,10 @@
 // deregistration, the wake channel, and a user-supplied backend.
 #include <doctest/doctest.h>
 
+#include <fiberio/fiberio.hpp>
+#include <fiberio/reactor/detail/poll_backend.hpp>
+#include <fiberio/reactor/detail/wake_channel.hpp>
 #include "backends.hpp"
-#include "fiberio.hpp"
-#include "reactor/poll_backend.hpp"
-#include "reactor/wake_channel.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>

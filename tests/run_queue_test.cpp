@@ -2,7 +2,7 @@
 // owner against several thieves every item is taken exactly once.
 #include <doctest/doctest.h>
 
-#include "executor/run_queue.hpp"
+#include <fiberio/executor/detail/run_queue.hpp>
 
 #include <atomic>
 #include <thread>

@@ -2,7 +2,7 @@
 // slot, I/O budget, inbox), threads that block, shutdown in every state, with_timeout, spawn placement.
 #include <doctest/doctest.h>
 
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <sys/socket.h>
 #include <unistd.h>

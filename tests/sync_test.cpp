@@ -2,7 +2,7 @@
 // across workers, woken by fibers and by plain threads.
 #include <doctest/doctest.h>
 
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <atomic>
 #include <map>

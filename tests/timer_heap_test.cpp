@@ -1,13 +1,13 @@
 // TimerHeap: ordering, cancellation (earliest, stale, during expiry), and bounded memory.
 #include <doctest/doctest.h>
 
-#include "reactor/timer_heap.hpp"
+#include <fiberio/executor/detail/timer_heap.hpp>
 
 #include <algorithm>
 #include <random>
 #include <vector>
 
-using fiberio::detail::Clock;
+using fiberio::Clock;
 using fiberio::detail::TimerHandle;
 using fiberio::detail::TimerHeap;
 using std::chrono::milliseconds;

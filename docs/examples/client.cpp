@@ -1,6 +1,6 @@
 // client — resolves HOST:PORT, sends a message, half-closes, prints the whole reply.
 // Usage: client HOST:PORT [MESSAGE]     e.g. client localhost:7000 hello
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <array>
 #include <iostream>

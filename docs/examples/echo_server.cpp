@@ -1,6 +1,6 @@
 // echo_server — a TCP server with one fiber per connection; every byte comes back.
 // Usage: echo_server [HOST:PORT]   (default 127.0.0.1:7000; port 0 picks a free port)
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <array>
 #include <iostream>

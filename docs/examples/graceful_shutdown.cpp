@@ -1,6 +1,6 @@
 // graceful_shutdown — an echo server that stops cleanly on SIGINT or SIGTERM.
 // Usage: graceful_shutdown [HOST:PORT]    then press Ctrl-C, or: kill -TERM <pid>
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <signal.h>
 #include <string.h>

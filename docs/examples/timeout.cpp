@@ -1,6 +1,6 @@
 // timeout — deadlines on single operations, and a time limit on a whole exchange.
 // Usage: timeout HOST:PORT   (asks the server to echo "ping"; a server that stays silent times out)
-#include "fiberio.hpp"
+#include <fiberio/fiberio.hpp>
 
 #include <array>
 #include <iostream>

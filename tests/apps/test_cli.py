@@ -73,7 +73,7 @@ def malformed_addresses_exit_2():
 
 def io_uring_is_refused_not_replaced():
     line = expect_bad(h.ECHO, ["--listen", "127.0.0.1:0", "--backend", "io_uring"], "io_uring")
-    check("not available" in line, line)
+    check("not built in this version" in line, line)
     expect_bad(h.PROXY, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--backend", "io_uring"], "io_uring")
     expect_bad(h.ECHO, ["--listen", "127.0.0.1:0"], "io_uring", env={"FIBERIO_BACKEND": "io_uring"})
 

@@ -1,5 +1,8 @@
-// An out-of-tree program that uses an installed fiberio through pkg-config, as a user's project would.
-#include <fiberio.hpp>
+// An out-of-tree program that uses an installed fiberio, as a user's project would (pkg-config, CMake's
+// find_package, or a meson subproject). It is built with tests/consumer/shadow/ first on the include
+// path: a user's own net/error.hpp (and others) there must change nothing.
+#include <fiberio/fiberio.hpp>
+#include <fiberio/net/tcp_stream.hpp>
 
 #include <cstdio>
 
@@ -18,6 +21,7 @@ int main() {
     return s;
   });
   producer.join();
+  const bool error_named = !std::error_code(fiberio::NetErrc::eof).message().empty();
   std::printf("consumer: sum=%d\n", sum);
-  return sum == 55 ? 0 : 1;
+  return sum == 55 && error_named ? 0 : 1;
 }

@@ -1,0 +1,163 @@
+#include <fiberio/executor/detail/fiber.hpp>
+
+#include <fiberio/executor/cancelled.hpp>
+#include <fiberio/executor/detail/context.hpp>
+#include <fiberio/executor/detail/fiber_thread.hpp>
+#include <fiberio/executor/detail/stack_pool.hpp>
+#include <fiberio/executor/detail/timer_queue.hpp>
+#include <fiberio/executor/detail/wait_list.hpp>
+
+#include <cstdio>
+#include <memory>
+
+namespace fiberio::detail {
+
+struct Fiber::JoinWaiters {
+  std::mutex mutex;
+  WaitList list;
+};
+
+Fiber::Fiber(std::string name) : name_(std::move(name)), joiners_(new JoinWaiters) {}
+
+Fiber::~Fiber() {
+  if (error_ && !error_observed_) {
+    try {
+      std::rethrow_exception(error_);
+    } catch (const Cancelled&) {
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "fiberio: fiber '%s' ended with an unobserved exception: %s\n", name_.c_str(),
+                   e.what());
+    } catch (...) {
+      std::fprintf(stderr, "fiberio: fiber '%s' ended with an unobserved exception\n", name_.c_str());
+    }
+  }
+  delete joiners_;
+}
+
+std::uint64_t Fiber::prepare_wait() noexcept {
+  const std::uint64_t ticket = ticket_.load(std::memory_order_relaxed) + 1;
+  votes_.store(2, std::memory_order_relaxed);
+  ticket_.store(ticket, std::memory_order_seq_cst);
+  return ticket;
+}
+
+bool Fiber::wake(std::uint64_t ticket, WakeReason why) noexcept {
+  std::uint64_t expected = ticket;
+  if (!ticket_.compare_exchange_strong(expected, ticket + 1, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
+    return false;
+  }
+  reason_.store(why, std::memory_order_relaxed);
+  if (votes_.fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(*this);
+  return true;
+}
+
+WakeReason Fiber::suspend(std::uint64_t ticket) noexcept {
+  if (cancel_pending_.load(std::memory_order_seq_cst)) wake(ticket, WakeReason::cancelled);
+  switch_out(Exit::waiting);
+  const WakeReason why = reason_.load(std::memory_order_relaxed);
+  if (why == WakeReason::cancelled) cancel_pending_.store(false, std::memory_order_relaxed);
+  return why;
+}
+
+WakeReason Fiber::suspend_until(std::uint64_t ticket, std::optional<Deadline> deadline) {
+  if (!deadline) return suspend(ticket);
+  if (*deadline <= Clock::now()) {
+    wake(ticket, WakeReason::timeout);
+    return suspend(ticket);
+  }
+  TimerQueue& timers = FiberThread::current()->timers();
+  ScopedTimer timer(&timers, timers.insert(*deadline, *this, ticket));
+  return suspend(ticket);
+}
+
+void Fiber::yield_now() noexcept {
+  switch_out(Exit::yielding);
+}
+
+void Fiber::request_cancel() noexcept {
+  cancel_pending_.store(true, std::memory_order_seq_cst);
+  const std::uint64_t ticket = ticket_.load(std::memory_order_seq_cst);
+  if (ticket & 1) wake(ticket, WakeReason::cancelled);
+}
+
+void Fiber::wait_finished_blocking() const noexcept {
+  while (!finished_.load(std::memory_order_acquire))
+    finished_.wait(false, std::memory_order_acquire);
+}
+
+void Fiber::wait_finished() {
+  std::unique_lock lock(joiners_->mutex);
+  while (!finished())
+    throw_if_cancelled(suspend_on(joiners_->list, lock));
+}
+
+bool Fiber::wait_finished_until(Deadline deadline) {
+  std::unique_lock lock(joiners_->mutex);
+  while (!finished()) {
+    const WakeReason why = suspend_on(joiners_->list, lock, deadline);
+    throw_if_cancelled(why);
+    if (why == WakeReason::timeout) return finished();
+  }
+  return true;
+}
+
+void Fiber::create_context(std::size_t size) {
+  const boost::context::stack_context stack = StackPool::local().allocate(size);
+  stack_ = StackBounds{static_cast<char*>(stack.sp) - stack.size, stack.size};
+  tsan_fiber_ = tsan_create();
+  context_ = make_context(*this, stack, size);
+}
+
+void Fiber::enter(boost::context::fiber&& thread) noexcept {
+  finish_switch(nullptr);
+  return_context_ = std::move(thread);
+  execute();
+  exit_ = Exit::finished;
+}
+
+void* Fiber::prepare_leave() noexcept {
+  FiberThread* thread = FiberThread::current();
+  start_switch(nullptr, thread->thread_stack());  // this stack is dying: ASan drops its fake frames
+  return thread->tsan_context();
+}
+
+boost::context::fiber Fiber::take_return_context() noexcept {
+  return std::move(return_context_);
+}
+
+void Fiber::execute() noexcept {
+  try {
+    if (take_cancel()) throw Cancelled{};  // cancelled before it ever ran
+    run();
+  } catch (...) {
+    error_ = std::current_exception();
+  }
+}
+
+void Fiber::switch_out(Exit how) noexcept {
+  exit_ = how;
+  FiberThread* thread = FiberThread::current();
+  start_switch(&asan_fake_stack_, thread->thread_stack());
+  tsan_switch_to(thread->tsan_context());
+  return_context_ = switch_context(std::move(return_context_));
+  finish_switch(asan_fake_stack_);
+}
+
+void Fiber::complete() noexcept {
+  {
+    std::lock_guard lock(joiners_->mutex);
+    finished_.store(true, std::memory_order_release);
+    joiners_->list.wake_all();
+  }
+  finished_.notify_all();
+}
+
+void Fiber::abandon() noexcept {
+  error_ = std::make_exception_ptr(Cancelled{});
+  error_observed_ = true;
+  complete();
+  release();
+}
+
+}  // namespace fiberio::detail

@@ -1,0 +1,162 @@
+// executor/detail/fiber.hpp — a stackful fiber: its Boost.Context context, its wait protocol and its
+// lifetime. The executor's lowest piece; it knows nothing of workers or schedulers.
+//
+// Lifetime: intrusively reference counted. Whoever runs the fiber holds one reference until it finishes,
+// a JoinHandle one, a pending timer one; the fiber is deleted by the last release(), on any thread.
+//
+// Wait protocol (the defence against lost and double wake-ups; docs/design.md walks through it):
+//  1. The fiber opens a wait: prepare_wait() makes `ticket_` odd and sets two resume votes.
+//  2. It publishes (this, ticket) to whoever may wake it (an I/O source, a timer, a wait list), under
+//     that party's lock, then calls suspend(ticket).
+//  3. Any number of parties race wake(ticket, reason); one compare-exchange on `ticket_` picks exactly one
+//     winner, stale tickets (from an older wait) always lose. The winner records the reason and votes.
+//  4. The thread that switched the fiber out votes once the switch is complete (FiberThread::resume
+//     returns, and its caller calls switched_out()). Whoever casts the second vote hands the fiber to
+//     schedule(), so a fiber is never queued while still running on its stack.
+//
+// The seam upwards: schedule() below is declared here and defined by whoever runs fibers (the runtime,
+// runtime/detail/scheduler.cpp). It is the only call from this layer to the one above, a direct call.
+//
+// Thread-safety: wake(), request_cancel(), add_ref()/release() from any thread; everything else only from
+// the fiber itself or from the thread currently running it.
+#pragma once
+
+#include <fiberio/executor/clock.hpp>
+#include <fiberio/executor/detail/sanitizer.hpp>
+
+#include <boost/context/fiber.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <string>
+
+namespace fiberio::detail {
+
+class Fiber;
+class FiberThread;
+
+enum class WakeReason : std::uint8_t { notified, timeout, cancelled };
+
+// Defined by the layer that runs fibers: makes `fiber` (whose wait was won and which has switched out)
+// runnable again. Called from any thread.
+void schedule(Fiber& fiber) noexcept;
+
+// Counts one ready I/O operation against the running fiber's turn; yields when the turn's budget is spent
+// (a cooperative budget, so an always-ready socket cannot starve the fibers queued behind it).
+void consume_budget();
+
+class Fiber {
+ public:
+  // How a fiber left the thread that ran it (FiberThread::resume returns it).
+  enum class Exit : std::uint8_t { waiting, yielding, finished };
+
+  explicit Fiber(std::string name);
+  virtual ~Fiber();
+  Fiber(const Fiber&) = delete;
+  Fiber& operator=(const Fiber&) = delete;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // --- the wait protocol (see the header comment) ---
+  std::uint64_t prepare_wait() noexcept;
+  // Called by any thread: true if this call won the wait identified by `ticket`.
+  bool wake(std::uint64_t ticket, WakeReason why) noexcept;
+  // Called by the fiber itself: switches out until the wait is won; returns why. Does not throw.
+  WakeReason suspend(std::uint64_t ticket) noexcept;
+  // suspend(), with a timer that wins the wait with WakeReason::timeout at `deadline` (none: no timer).
+  // The timer is cancelled before it returns, whatever ended the wait, so no timer outlives its wait.
+  WakeReason suspend_until(std::uint64_t ticket, std::optional<Deadline> deadline);
+  // Switches out with nothing published: the thread running it queues it again behind the others.
+  void yield_now() noexcept;
+  // The thread that ran the fiber, once it has switched out of a wait: casts the second vote; true if the
+  // fiber must now be handed to schedule() (its wait was already won).
+  bool switched_out() noexcept { return votes_.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+
+  // --- cancellation ---
+  // Any thread: the fiber's current or next suspension throws fiberio::Cancelled (once).
+  void request_cancel() noexcept;
+  // The fiber: true (and the request consumed) if a cancellation is pending.
+  bool take_cancel() noexcept { return cancel_pending_.exchange(false, std::memory_order_acq_rel); }
+  // Any thread: whether a cancellation is pending (a stop token for loops that never block).
+  bool cancel_requested() const noexcept { return cancel_pending_.load(std::memory_order_acquire); }
+
+  // --- completion ---
+  bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+  // Blocks the calling thread (not a fiber) until the fiber has finished.
+  void wait_finished_blocking() const noexcept;
+  // The calling fiber suspends until this fiber has finished. Throws Cancelled.
+  void wait_finished();
+  // Likewise, but gives up at `deadline`; true if finished. Throws Cancelled.
+  bool wait_finished_until(Deadline deadline);
+  // The flag a caller-driven worker loop watches.
+  const std::atomic<bool>& finished_flag() const noexcept { return finished_; }
+  // The exception the fiber ended with, if any; taking it marks it observed (else the destructor reports it).
+  std::exception_ptr take_error() noexcept {
+    error_observed_ = true;
+    return error_;
+  }
+  // For a fiber that will never run (submitted after its runtime stopped): finishes it as cancelled.
+  void abandon() noexcept;
+  // The thread that ran the fiber to its end: wakes its joiners. Called once, after it switched out.
+  void complete() noexcept;
+
+  const std::string& name() const noexcept { return name_; }
+  StackBounds stack_bounds() const noexcept { return stack_; }
+
+  // The fiber running on this thread, or nullptr on a plain thread or a worker's own stack.
+  static Fiber* current() noexcept;
+
+ protected:
+  // Runs the fiber's body; exceptions escape to the caller, which stores them.
+  virtual void run() = 0;
+
+ private:
+  friend class FiberThread;
+
+  void create_context(std::size_t stack_size);
+  // The first and last code of the fiber's own context (called from executor/detail/context.cpp).
+  friend boost::context::fiber make_context(Fiber&, const boost::context::stack_context&, std::size_t);
+  void enter(boost::context::fiber&& thread) noexcept;
+  // Returns the TSan context to switch to; the caller switches, then takes the thread's context.
+  void* prepare_leave() noexcept;
+  boost::context::fiber take_return_context() noexcept;
+  void switch_out(Exit how) noexcept;
+  void execute() noexcept;
+
+  std::string name_;
+  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<std::uint64_t> ticket_{0};  // odd while a wait is open
+  std::atomic<std::uint32_t> votes_{0};
+  std::atomic<WakeReason> reason_{WakeReason::notified};
+  std::atomic<bool> cancel_pending_{false};
+  mutable std::atomic<bool> finished_{false};
+  std::exception_ptr error_;
+  bool error_observed_ = false;
+  Exit exit_ = Exit::waiting;
+
+  boost::context::fiber context_;  // where this fiber resumes; empty before the first run and after the last
+  boost::context::fiber return_context_;  // where the fiber returns to: the thread that resumed it last
+  StackBounds stack_;
+  void* asan_fake_stack_ = nullptr;
+  void* tsan_fiber_ = nullptr;
+  // The C++ runtime's per-thread exception state (the Itanium ABI's __cxa_eh_globals: the stack of
+  // exceptions being handled and the uncaught count). It belongs to the fiber, not the thread: a fiber
+  // that waits inside a catch handler, then resumes on another worker or after another fiber used its
+  // own handlers on this thread, must find its own. FiberThread::resume swaps it in and out.
+  struct ExceptionState {
+    void* caught_exceptions = nullptr;
+    unsigned int uncaught_exceptions = 0;
+  } exception_state_;
+  // Debug builds: set while a thread runs this fiber, to catch a double resume.
+  std::atomic<bool> on_cpu_{false};
+
+  struct JoinWaiters;
+  JoinWaiters* joiners_;  // fibers waiting in wait_finished(); a pointer since WaitList needs Fiber complete
+};
+
+}  // namespace fiberio::detail

@@ -1,0 +1,101 @@
+// executor/detail/fiber_thread.hpp — a thread that runs fibers: switches into one and back, and keeps what
+// a running fiber needs from its thread (the timers for its deadlines, its turn's I/O budget, the thread's
+// own stack for the sanitizers). The runtime's Worker is a FiberThread with run queues and a reactor.
+//
+// Thread-safety: a FiberThread is used only by the thread it is bound to (Binding), except timers(),
+// whose TimerQueue takes calls from any thread. Invariants: at most one FiberThread is bound to a thread
+// at a time (a nested binding restores the outer one); running() is the fiber on the CPU between the
+// switch in and the switch out of resume(), nullptr otherwise.
+#pragma once
+
+#include <fiberio/executor/detail/context.hpp>
+#include <fiberio/executor/detail/fiber.hpp>
+#include <fiberio/executor/detail/sanitizer.hpp>
+#include <fiberio/executor/detail/timer_queue.hpp>
+
+#include <cxxabi.h>
+
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+namespace fiberio::detail {
+
+class FiberThread {
+ public:
+  // `index` names the thread (a worker's index); fibers get `stack_size`-byte stacks and `io_budget`
+  // ready I/O operations per turn.
+  FiberThread(std::uint32_t index, std::size_t stack_size, std::uint32_t io_budget) noexcept
+      : index_(index), stack_size_(stack_size), io_budget_(io_budget) {}
+  FiberThread(const FiberThread&) = delete;
+  FiberThread& operator=(const FiberThread&) = delete;
+
+  // The FiberThread bound to the calling thread, or nullptr.
+  static FiberThread* current() noexcept;
+
+  // Binds a FiberThread to the calling thread for the scope's life.
+  class Binding {
+   public:
+    explicit Binding(FiberThread& thread) noexcept;
+    ~Binding();
+    Binding(const Binding&) = delete;
+    Binding& operator=(const Binding&) = delete;
+
+   private:
+    FiberThread* outer_;
+  };
+
+  // Runs `fiber` until it switches out; returns how it left. The caller then casts the switch-out vote
+  // (Exit::waiting), queues it again (Exit::yielding) or completes it (Exit::finished).
+  Fiber::Exit resume(Fiber& fiber) noexcept;
+
+  Fiber* running() const noexcept { return running_; }
+  TimerQueue& timers() noexcept { return timers_; }
+  const TimerQueue& timers() const noexcept { return timers_; }
+  std::uint32_t index() const noexcept { return index_; }
+  StackBounds thread_stack() const noexcept { return thread_stack_; }
+  void* tsan_context() const noexcept { return tsan_context_; }
+  // Counts one ready operation of the running fiber; false when its turn's budget is spent.
+  bool take_budget() noexcept { return budget_ > 0 && --budget_ > 0; }
+
+ private:
+  const std::uint32_t index_;
+  const std::size_t stack_size_;
+  const std::uint32_t io_budget_;
+  std::uint32_t budget_ = 0;  // left in the running fiber's turn
+  Fiber* running_ = nullptr;
+  TimerQueue timers_;
+  StackBounds thread_stack_;
+  void* tsan_context_ = nullptr;
+  void* asan_fake_stack_ = nullptr;
+};
+
+// Inline: the worker loop's switch is the hottest path of the runtime; one call frame less around it
+// measurably cuts its cost (docs/benchmarks.md).
+__attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fiber) noexcept {
+  // A fiber queued twice (a double resume) would run on two stacks' worth of state at once: catch it in
+  // debug builds, where the stress tests run.
+  assert(!fiber.on_cpu_.exchange(true, std::memory_order_acq_rel) && "fiber resumed twice");
+  running_ = &fiber;
+  budget_ = io_budget_;
+  if (!fiber.context_) fiber.create_context(stack_size_);
+  auto* thread_exceptions = reinterpret_cast<Fiber::ExceptionState*>(abi::__cxa_get_globals());
+  std::swap(*thread_exceptions, fiber.exception_state_);
+  start_switch(&asan_fake_stack_, fiber.stack_);
+  tsan_switch_to(fiber.tsan_fiber_);
+  fiber.context_ = switch_context(std::move(fiber.context_));
+  finish_switch(asan_fake_stack_);
+  std::swap(*thread_exceptions, fiber.exception_state_);
+  running_ = nullptr;
+#ifndef NDEBUG
+  fiber.on_cpu_.store(false, std::memory_order_release);
+#endif
+  if (fiber.exit_ == Fiber::Exit::finished) {
+    tsan_destroy(fiber.tsan_fiber_);
+    fiber.tsan_fiber_ = nullptr;
+  }
+  return fiber.exit_;
+}
+
+}  // namespace fiberio::detail

@@ -1,0 +1,102 @@
+#include <fiberio/executor/detail/stack_pool.hpp>
+
+#include <fiberio/executor/detail/sanitizer.hpp>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <new>
+
+namespace fiberio::detail {
+namespace {
+
+std::atomic<std::size_t> g_live_mappings{0};
+
+std::size_t page_size() {
+  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+// Layout of a mapping, low to high: guard page, usable stack, a 64-byte header holding valgrind's id for
+// the stack. Boost.Context sees `sp` just below the header and `size` bytes of stack below that.
+constexpr std::size_t kHeader = 64;
+
+struct Mapping {
+  static boost::context::stack_context create(std::size_t usable) {
+    const std::size_t total = usable + page_size();
+    void* base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) throw std::bad_alloc();
+    if (::mprotect(base, page_size(), PROT_NONE) != 0) {
+      ::munmap(base, total);
+      throw std::bad_alloc();
+    }
+    g_live_mappings.fetch_add(1, std::memory_order_relaxed);
+    char* low = static_cast<char*>(base) + page_size();
+    char* top = static_cast<char*>(base) + total;
+    boost::context::stack_context stack;
+    stack.sp = top - kHeader;
+    stack.size = usable - kHeader;
+    *header(stack) = valgrind_register_stack(low, top);
+    return stack;
+  }
+
+  static void destroy(const boost::context::stack_context& stack) noexcept {
+    valgrind_deregister_stack(*header(stack));
+    const std::size_t total = stack.size + kHeader + page_size();
+    ::munmap(static_cast<char*>(stack.sp) + kHeader - total, total);
+    g_live_mappings.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  static unsigned* header(const boost::context::stack_context& stack) {
+    return static_cast<unsigned*>(stack.sp);
+  }
+};
+
+}  // namespace
+
+StackPool::~StackPool() {
+  for (auto& stack : free_)
+    Mapping::destroy(stack);
+}
+
+StackPool& StackPool::local() {
+  thread_local StackPool pool;
+  return pool;
+}
+
+boost::context::stack_context StackPool::allocate(std::size_t size) {
+  const std::size_t usable = (size + kHeader + page_size() - 1) / page_size() * page_size();
+  if (!free_.empty() && free_.back().size == usable - kHeader) {
+    auto stack = free_.back();
+    free_.pop_back();
+    low_water_ = std::min(low_water_, free_.size());
+    return stack;
+  }
+  return Mapping::create(usable);
+}
+
+void StackPool::deallocate(const boost::context::stack_context& stack) noexcept {
+  if (free_.size() >= kMaxCached || (!free_.empty() && free_.back().size != stack.size)) {
+    Mapping::destroy(stack);
+    return;
+  }
+  free_.push_back(stack);
+}
+
+void StackPool::trim() noexcept {
+  const std::size_t unused = low_water_ / 2 + (low_water_ % 2);
+  for (std::size_t i = 0; i < unused && !free_.empty(); ++i) {
+    Mapping::destroy(free_.back());
+    free_.pop_back();
+  }
+  low_water_ = free_.size();
+}
+
+std::size_t StackPool::live_mappings() noexcept {
+  return g_live_mappings.load(std::memory_order_relaxed);
+}
+
+}  // namespace fiberio::detail

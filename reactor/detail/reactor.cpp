@@ -1,0 +1,156 @@
+#include <fiberio/reactor/detail/reactor.hpp>
+
+namespace fiberio::detail {
+namespace {
+
+thread_local Reactor* t_reactor = nullptr;
+
+}  // namespace
+
+__attribute__((noinline)) Reactor* Reactor::current() noexcept {
+  asm volatile("" ::: "memory");  // see FiberThread::current(): a fiber may have moved to another thread
+  return t_reactor;
+}
+
+Reactor::Binding::Binding(Reactor& reactor) noexcept : outer_(t_reactor) {
+  t_reactor = &reactor;
+  reactor.owner_ = std::this_thread::get_id();
+}
+
+Reactor::Binding::~Binding() {
+  t_reactor = outer_;
+}
+
+Reactor::Reactor(std::unique_ptr<Backend> backend)
+    : backend_(std::move(backend)), chunks_(new std::atomic<Chunk*>[kMaxChunks]), events_(256) {
+  for (std::size_t i = 0; i < kMaxChunks; ++i)
+    chunks_[i].store(nullptr, std::memory_order_relaxed);
+  if (auto ec = backend_->add(wake_.fd(), kWakeToken)) throw std::system_error(ec, "wake channel");
+  backend_->arm(wake_.fd(), kWakeToken, Interest::read);
+}
+
+Reactor::~Reactor() {
+  backend_->remove(wake_.fd());
+  for (std::size_t i = 0; i < kMaxChunks; ++i)
+    delete chunks_[i].load(std::memory_order_relaxed);
+}
+
+IoSource* Reactor::slot(std::uint32_t index) noexcept {
+  Chunk* chunk = chunks_[index / kChunkSize].load(std::memory_order_acquire);
+  return chunk ? &chunk->sources[index % kChunkSize] : nullptr;
+}
+
+std::error_code Reactor::register_fd(int fd, SourceHandle& out) {
+  std::uint32_t index;
+  {
+    std::lock_guard lock(slab_mutex_);
+    if (!free_slots_.empty()) {
+      index = free_slots_.back();
+      free_slots_.pop_back();
+    } else {
+      if (slots_in_use_ == kChunkSize * kMaxChunks)
+        return std::make_error_code(std::errc::too_many_files_open);
+      index = slots_in_use_++;
+      if (index % kChunkSize == 0) chunks_[index / kChunkSize].store(new Chunk, std::memory_order_release);
+    }
+  }
+  IoSource* source = slot(index);
+  std::uint32_t generation;
+  {
+    std::lock_guard lock(source->mutex);
+    source->fd = fd;
+    source->slot = index;
+    for (auto& d : source->directions) {
+      d.ready = true;
+      ++d.epoch;
+    }
+    generation = source->generation;
+  }
+  const std::uint64_t token = (std::uint64_t{generation} << 32) | index;
+  if (auto ec = backend_->add(fd, token)) {
+    std::lock_guard lock(slab_mutex_);
+    {
+      std::lock_guard source_lock(source->mutex);
+      ++source->generation;
+      source->fd = -1;
+    }
+    free_slots_.push_back(index);
+    return ec;
+  }
+  registered_.fetch_add(1, std::memory_order_relaxed);
+  out = SourceHandle{this, source, generation};
+  return {};
+}
+
+void Reactor::deregister(const SourceHandle& handle) noexcept {
+  IoSource* source = handle.source;
+  {
+    std::lock_guard lock(source->mutex);
+    if (source->generation != handle.generation) return;
+    backend_->remove(source->fd);
+    ++source->generation;
+    source->fd = -1;
+    for (auto& d : source->directions) {
+      ++d.epoch;
+      d.ready = true;
+      d.waiters.wake_all();
+    }
+  }
+  registered_.fetch_sub(1, std::memory_order_relaxed);
+  std::lock_guard lock(slab_mutex_);
+  free_slots_.push_back(source->slot);
+}
+
+Reactor::Readiness Reactor::readiness(const SourceHandle& handle, Interest direction) noexcept {
+  IoSource* source = handle.source;
+  std::lock_guard lock(source->mutex);
+  const auto& d = source->directions[IoSource::index(direction)];
+  return Readiness{d.epoch, d.ready};
+}
+
+WakeReason Reactor::wait_ready(const SourceHandle& handle, Interest direction, std::uint32_t seen_epoch,
+                               std::optional<Deadline> deadline) {
+  IoSource* source = handle.source;
+  std::unique_lock lock(source->mutex);
+  auto& d = source->directions[IoSource::index(direction)];
+  if (source->generation != handle.generation || d.epoch != seen_epoch) return WakeReason::notified;
+  d.ready = false;
+  const int fd = source->fd;
+  const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | source->slot;
+  // Arming after queueing: an event that comes before the arm still finds us in the list.
+  if (backend_->arm(fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
+  return suspend_on(d.waiters, lock, deadline);
+}
+
+void Reactor::dispatch(const ReadinessEvent& event) noexcept {
+  IoSource* source = slot(static_cast<std::uint32_t>(event.token));
+  if (!source) return;
+  std::lock_guard lock(source->mutex);
+  if (source->generation != static_cast<std::uint32_t>(event.token >> 32))
+    return;  // stale: fd was deregistered
+  const bool fired[2] = {event.readable, event.writable};
+  for (int i = 0; i < 2; ++i) {
+    if (!fired[i]) continue;
+    auto& d = source->directions[i];
+    ++d.epoch;
+    d.ready = true;
+    d.waiters.wake_all();
+  }
+}
+
+std::size_t Reactor::poll(std::optional<std::chrono::nanoseconds> timeout) {
+  const std::size_t n = backend_->wait(events_, timeout);
+  std::size_t dispatched = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (events_[i].token == kWakeToken) {
+      wake_.drain();
+      backend_->arm(wake_.fd(), kWakeToken, Interest::read);
+      continue;
+    }
+    dispatch(events_[i]);
+    ++dispatched;
+  }
+  return dispatched;
+}
+
+}  // namespace fiberio::detail

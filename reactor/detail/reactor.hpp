@@ -1,0 +1,97 @@
+// reactor/detail/reactor.hpp — one worker's reactor: a Backend, a WakeChannel, and the slab of IoSources
+// registered with it. It turns backend events into fiber wake-ups.
+//
+// Thread-safety: poll() only on the owning worker's thread; register_fd/deregister/wait_ready from any
+// thread (a fiber that migrated keeps using the reactor its fd was registered with); notify() from any.
+// Invariants: slab memory is never freed before the reactor, so a stale event or handle finds a slot whose
+// generation no longer matches and is ignored; tokens are (generation << 32 | slot).
+#pragma once
+
+#include <fiberio/executor/clock.hpp>
+#include <fiberio/reactor/backend.hpp>
+#include <fiberio/reactor/detail/io_source.hpp>
+#include <fiberio/reactor/detail/wake_channel.hpp>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace fiberio::detail {
+
+class Reactor {
+ public:
+  explicit Reactor(std::unique_ptr<Backend> backend);  // throws std::system_error
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // The reactor of the worker running on this thread (where a first wait registers an fd), or nullptr.
+  // The reactor knows no workers: the runtime binds its worker's reactor for the loop's life, as
+  // async-io's thread-local reactor.
+  static Reactor* current() noexcept;
+  class Binding {
+   public:
+    explicit Binding(Reactor& reactor) noexcept;
+    ~Binding();
+    Binding(const Binding&) = delete;
+    Binding& operator=(const Binding&) = delete;
+
+   private:
+    Reactor* outer_;
+  };
+
+  // Starts watching a non-blocking fd.
+  std::error_code register_fd(int fd, SourceHandle& out);
+  // Stops watching; waiters are woken (their retry sees the fd's fate). Does not close the fd.
+  void deregister(const SourceHandle& handle) noexcept;
+
+  // Snapshot of a direction's epoch and ready flag, taken before trying an operation.
+  struct Readiness {
+    std::uint32_t epoch;
+    bool ready;
+  };
+  Readiness readiness(const SourceHandle& handle, Interest direction) noexcept;
+  // Parks the calling fiber until an event newer than `seen_epoch` in `direction`, the deadline, or
+  // cancellation. Returns at once if such an event already came.
+  WakeReason wait_ready(const SourceHandle& handle, Interest direction, std::uint32_t seen_epoch,
+                        std::optional<Deadline> deadline);
+
+  // Owner thread: waits for events up to `timeout` and wakes the fibers they concern. Returns the number of
+  // fd events dispatched (wake-channel events not counted).
+  std::size_t poll(std::optional<std::chrono::nanoseconds> timeout);
+
+  // Any thread: interrupts a poll() in progress or the next one.
+  void notify() noexcept { wake_.notify(); }
+  const WakeChannel& wake_channel() const noexcept { return wake_; }
+
+  std::size_t registered() const noexcept { return registered_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr std::uint64_t kWakeToken = ~std::uint64_t{0};
+  static constexpr std::size_t kChunkSize = 256;
+  static constexpr std::size_t kMaxChunks = 4096;
+  struct Chunk {
+    std::array<IoSource, kChunkSize> sources;
+  };
+
+  IoSource* slot(std::uint32_t index) noexcept;
+  void dispatch(const ReadinessEvent& event) noexcept;
+
+  std::unique_ptr<Backend> backend_;
+  WakeChannel wake_;
+  std::thread::id owner_;
+
+  std::mutex slab_mutex_;                          // guards growth and the free list
+  std::unique_ptr<std::atomic<Chunk*>[]> chunks_;  // kMaxChunks entries
+  std::uint32_t slots_in_use_ = 0;                 // slots ever handed out
+  std::vector<std::uint32_t> free_slots_;
+  std::atomic<std::size_t> registered_{0};
+  std::vector<ReadinessEvent> events_;  // owner thread only
+};
+
+}  // namespace fiberio::detail

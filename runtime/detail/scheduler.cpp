@@ -1,0 +1,164 @@
+#include <fiberio/runtime/detail/scheduler.hpp>
+
+#include <fiberio/executor/detail/overflow_reporter.hpp>
+#include <fiberio/runtime/detail/worker.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace fiberio::detail {
+namespace {
+
+Config checked(Config config) {
+  if (auto ok = config.validate(); !ok) throw std::invalid_argument("fiberio: " + ok.error());
+  return config;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(Config config, bool caller_driven)
+    : config_(checked(std::move(config))), caller_driven_(caller_driven), idle_(config_.threads) {
+  install_overflow_reporter();
+  workers_.reserve(config_.threads);
+  for (std::uint32_t i = 0; i < config_.threads; ++i) {
+    std::error_code ec;
+    auto backend = config_.backend_factory ? config_.backend_factory() : make_backend(config_.backend, ec);
+    if (!backend && !built_in(config_.backend)) {
+      throw std::system_error(ec, "fiberio: backend '" + std::string(to_string(config_.backend)) +
+                                      "' is not built in this version");
+    }
+    if (!backend) {
+      throw std::system_error(
+          ec, "fiberio: backend '" + std::string(to_string(config_.backend)) + "' unavailable");
+    }
+    workers_.push_back(std::make_unique<Worker>(*this, i, std::move(backend)));
+  }
+  if (caller_driven_) return;
+  threads_.reserve(config_.threads);
+  for (std::uint32_t i = 0; i < config_.threads; ++i) {
+    threads_.emplace_back([this, i] { workers_[i]->run(stopped_); });
+  }
+}
+
+Scheduler::~Scheduler() {
+  shutdown();
+}
+
+// The executor's seam (executor/detail/fiber.hpp): every fiber the runtime runs is a Task.
+void schedule(Fiber& fiber) noexcept {
+  Task& task = static_cast<Task&>(fiber);
+  task.scheduler().schedule(&task);
+}
+
+void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
+  {
+    std::lock_guard lock(registry_mutex_);
+    if (stopped_.load(std::memory_order_acquire)) {
+      fiber->abandon();  // no worker will ever run it
+      return;
+    }
+    fiber->registry_next = registry_head_;
+    if (registry_head_) registry_head_->registry_prev = fiber;
+    registry_head_ = fiber;
+    live_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // A fiber spawned during shutdown starts cancelled: it unwinds at its first suspension.
+  if (stopping()) fiber->request_cancel();
+
+  Worker* here = Worker::current();
+  if (here && &here->scheduler() != this) here = nullptr;
+  std::uint32_t target;
+  if (worker) {
+    target = *worker % size();
+  } else if (here) {
+    target = here->index();
+  } else {
+    target = next_worker_.fetch_add(1, std::memory_order_relaxed) % size();
+  }
+  fiber->home = target;
+  if (here && here->index() == target) {
+    here->push_local(fiber, false);
+  } else {
+    // A busy target gets to its inbox only in its next round: let an idle worker steal it meanwhile.
+    if (!workers_[target]->push_remote(fiber) && config_.work_stealing) notify_work();
+  }
+}
+
+void Scheduler::schedule(Task* fiber) {
+  Worker* here = Worker::current();
+  if (here && &here->scheduler() == this && (config_.work_stealing || fiber->home == here->index())) {
+    // Woken by the fiber running here (a message, an unlock): run it next, it is likely hot in cache.
+    here->push_local(fiber, here->running() != nullptr);
+    return;
+  }
+  if (!workers_[fiber->home]->push_remote(fiber) && config_.work_stealing) notify_work();
+}
+
+void Scheduler::notify_work() {
+  if (auto worker = idle_.should_wake()) workers_[*worker]->unpark();
+}
+
+void Scheduler::on_finished(Task* fiber) noexcept {
+  bool last = false;
+  {
+    std::lock_guard lock(registry_mutex_);
+    (fiber->registry_prev ? fiber->registry_prev->registry_next : registry_head_) = fiber->registry_next;
+    if (fiber->registry_next) fiber->registry_next->registry_prev = fiber->registry_prev;
+    fiber->registry_prev = fiber->registry_next = nullptr;
+    last = live_.fetch_sub(1, std::memory_order_acq_rel) == 1;
+    if (last && stopping()) {
+      stopped_.store(true, std::memory_order_release);
+      all_finished_.notify_all();
+    }
+  }
+  if (last && stopped_.load(std::memory_order_acquire)) {
+    for (auto& worker : workers_)
+      worker->unpark();
+  }
+}
+
+void Scheduler::cancel_all() {
+  std::lock_guard lock(registry_mutex_);
+  for (Task* f = registry_head_; f; f = f->registry_next)
+    f->request_cancel();
+}
+
+void Scheduler::shutdown() {
+  std::call_once(shutdown_once_, [this] {
+    {
+      std::lock_guard lock(registry_mutex_);
+      stopping_.store(true, std::memory_order_release);
+      if (live_.load(std::memory_order_acquire) == 0) stopped_.store(true, std::memory_order_release);
+    }
+    // Fibers may swallow Cancelled and block again, or spawn more: keep cancelling until none is left.
+    while (!stopped_.load(std::memory_order_acquire)) {
+      cancel_all();
+      if (caller_driven_) {
+        workers_[0]->run(stopped_, Clock::now() + std::chrono::milliseconds(10));
+      } else {
+        std::unique_lock lock(registry_mutex_);
+        all_finished_.wait_for(lock, std::chrono::milliseconds(10),
+                               [this] { return stopped_.load(std::memory_order_acquire); });
+      }
+    }
+    for (auto& worker : workers_)
+      worker->unpark();
+    for (auto& thread : threads_)
+      thread.join();
+  });
+}
+
+void Scheduler::drive(const std::atomic<bool>& done) {
+  workers_[0]->run(done);
+}
+
+std::vector<WorkerStats> Scheduler::stats() const {
+  std::vector<WorkerStats> out;
+  out.reserve(workers_.size());
+  for (const auto& worker : workers_)
+    out.push_back(worker->stats());
+  return out;
+}
+
+}  // namespace fiberio::detail

@@ -1,0 +1,78 @@
+// runtime/detail/scheduler.hpp — the engine behind fiberio::Runtime: the workers, their threads, the idle
+// bookkeeping, and the registry of live fibers that shutdown cancels.
+// Thread-safety: every public member may be called from any thread, including from fibers.
+// Invariants: `live_` counts fibers submitted and not yet finished; `stopped_` becomes true only after
+// shutdown began and `live_` reached zero, and workers exit their loops only then.
+#pragma once
+
+#include <fiberio/runtime/config.hpp>
+#include <fiberio/runtime/detail/idle.hpp>
+#include <fiberio/runtime/detail/task.hpp>
+#include <fiberio/runtime/stats.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace fiberio::detail {
+
+class Worker;
+
+class Scheduler {
+ public:
+  // `caller_driven`: no threads are started; the caller runs worker 0 through drive() (block_on).
+  Scheduler(Config config, bool caller_driven);  // throws std::invalid_argument, std::system_error
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  const Config& config() const noexcept { return config_; }
+  std::uint32_t size() const noexcept { return static_cast<std::uint32_t>(workers_.size()); }
+  Worker& worker(std::uint32_t index) noexcept { return *workers_[index]; }
+  Idle& idle() noexcept { return idle_; }
+
+  // Registers a new fiber and queues it: on `worker` if given, else on the calling worker, else
+  // round-robin. Takes over the fiber's initial reference.
+  void submit(Task* task, std::optional<std::uint32_t> worker);
+  // Makes a woken task runnable (the wait protocol's second vote lands here, through schedule(Fiber&)).
+  void schedule(Task* task);
+  // Stealable work appeared: wake a parked worker if nobody is searching.
+  void notify_work();
+  // A worker reports a fiber that ran to completion.
+  void on_finished(Task* task) noexcept;
+
+  // Cancels every live fiber (again every 10 ms until all have unwound), then stops and joins the
+  // workers. Idempotent; must not be called from a fiber of this scheduler.
+  void shutdown();
+  // Caller-driven mode: runs worker 0 on this thread until `done`.
+  void drive(const std::atomic<bool>& done);
+
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  const std::atomic<bool>& stopped() const noexcept { return stopped_; }
+  std::size_t live_fibers() const noexcept { return live_.load(std::memory_order_acquire); }
+  std::vector<WorkerStats> stats() const;
+
+ private:
+  void cancel_all();
+
+  const Config config_;
+  const bool caller_driven_;
+  Idle idle_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::atomic<std::uint32_t> next_worker_{0};
+
+  std::mutex registry_mutex_;  // guards the list of live fibers and shutdown's wait
+  std::condition_variable all_finished_;
+  Task* registry_head_ = nullptr;
+  std::atomic<std::size_t> live_{0};
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+  std::once_flag shutdown_once_;
+};
+
+}  // namespace fiberio::detail

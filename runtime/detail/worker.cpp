@@ -1,0 +1,260 @@
+#include <fiberio/runtime/detail/worker.hpp>
+
+#include <fiberio/executor/detail/stack_pool.hpp>
+#include <fiberio/runtime/detail/scheduler.hpp>
+
+#include <chrono>
+#include <utility>
+
+namespace fiberio::detail {
+namespace {
+
+// After this many fibers in a row from the LIFO slot, the slot's fiber goes to the back of the queue, so
+// two fibers ping-ponging through it cannot starve the rest (tokio uses 3 as well).
+constexpr std::uint32_t kMaxLifoStreak = 3;
+// Stacks cached but unused for this long are handed back to the system.
+constexpr auto kStackTrimPeriod = std::chrono::seconds(1);
+
+}  // namespace
+
+Worker::Worker(Scheduler& scheduler, std::uint32_t index, std::unique_ptr<Backend> backend)
+    : FiberThread(index, scheduler.config().stack_size, scheduler.config().io_budget),
+      scheduler_(scheduler),
+      stealing_(scheduler.config().work_stealing),
+      event_interval_(scheduler.config().event_interval),
+      reactor_(std::move(backend)),
+      rng_(0x9E3779B97F4A7C15ull * (index + 1)) {}
+
+// Inlined into run(), like the switch inside it (FiberThread::resume).
+__attribute__((always_inline)) inline void Worker::run_task(Task* task) {
+  counters_.fibers_run.add();
+  task->home = index();
+  switch (resume(*task)) {
+    case Fiber::Exit::waiting:
+      if (task->switched_out()) scheduler_.schedule(task);
+      return;
+    case Fiber::Exit::yielding:
+      push_local(task, false);
+      return;
+    case Fiber::Exit::finished:
+      task->complete();
+      scheduler_.on_finished(task);
+      task->release();  // the scheduler's reference
+      return;
+  }
+}
+
+void Worker::run(const std::atomic<bool>& stop, std::optional<Deadline> until) {
+  const Binding bind_thread(*this);
+  const Reactor::Binding bind_reactor(reactor_);
+
+  while (!stop.load(std::memory_order_acquire)) {
+    if (Task* task = next_task()) {
+      stop_searching();  // found work of our own: a searcher that keeps counting would silence wake-ups
+      run_task(task);
+      continue;
+    }
+    if (stealing_) {
+      if (Task* task = search()) {
+        run_task(task);
+        continue;
+      }
+    }
+    if (until && Clock::now() >= *until) break;
+    park(until);
+  }
+}
+
+Task* Worker::next_task() {
+  ++tick_;
+  if (tick_ % event_interval_ == 0) {
+    // Fairness: a worker busy with ready fibers still looks at I/O, timers and its inbox regularly.
+    poll_events(std::chrono::nanoseconds::zero());
+    fire_timers();
+    if (Task* task = pop_inbox()) return task;
+  }
+  if (lifo_) {
+    Task* task = lifo_;
+    lifo_ = nullptr;
+    if (lifo_streak_ < kMaxLifoStreak) {
+      ++lifo_streak_;
+      return task;
+    }
+    push_queue(task);
+  }
+  lifo_streak_ = 0;
+  if (Task* task = queue_.pop()) return task;
+  if (Task* task = pop_inbox()) return task;
+  if (fire_timers() > 0) return next_task();
+  return nullptr;
+}
+
+Task* Worker::pop_inbox() {
+  Task* task = nullptr;
+  if (!inbox_.try_dequeue(task)) return nullptr;
+  counters_.inbox_pops.add();
+  return task;
+}
+
+Task* Worker::search() {
+  Idle& idle = scheduler_.idle();
+  if (!searching_) {
+    if (!idle.try_begin_search()) return nullptr;
+    searching_ = true;
+  }
+  const std::uint32_t n = scheduler_.size();
+  Task* found = nullptr;
+  if (n > 1) {
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    const std::uint32_t start = static_cast<std::uint32_t>(rng_ % n);
+    for (std::uint32_t i = 0; i < n && !found; ++i) {
+      Worker& victim = scheduler_.worker((start + i) % n);
+      if (&victim == this) continue;
+      counters_.steal_attempts.add();
+      found = victim.steal_into(*this);
+    }
+  }
+  if (!found) return nullptr;  // still searching: park() ends the search
+  counters_.steals.add();
+  stop_searching();
+  return found;
+}
+
+void Worker::stop_searching() {
+  if (!searching_) return;
+  searching_ = false;
+  // The last searcher to find work wakes another: there may be more where this came from.
+  if (scheduler_.idle().end_search()) scheduler_.notify_work();
+}
+
+Task* Worker::steal_into(Worker& thief) noexcept {
+  if (Task* task = queue_.steal_into(thief.queue_)) {
+    thief.counters_.fibers_stolen.add(1 + thief.queue_.size());
+    return task;
+  }
+  // The inbox is a multi-consumer queue: a thief may drain what a busy owner has not looked at yet.
+  Task* task = nullptr;
+  if (inbox_.try_dequeue(task)) {
+    thief.counters_.fibers_stolen.add();
+    return task;
+  }
+  return nullptr;
+}
+
+WorkerStats Worker::stats() const noexcept {
+  WorkerStats stats = counters_.snapshot();
+  stats.timers_pending = timers().size();
+  stats.fds_registered = reactor_.registered();
+  return stats;
+}
+
+bool Worker::has_stealable_work() const noexcept {
+  return !queue_.empty() || inbox_.size_approx() != 0;
+}
+
+bool Worker::has_local_work() const noexcept {
+  return lifo_ != nullptr || !queue_.empty() || inbox_.size_approx() != 0;
+}
+
+void Worker::park(std::optional<Deadline> until) {
+  Idle& idle = scheduler_.idle();
+  bool in_parked_set = false;
+  if (stealing_) {
+    idle.add_parked(index());
+    in_parked_set = true;
+    const bool was_searching = searching_;
+    searching_ = false;
+    const bool last = was_searching && idle.end_search();
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (last) {
+      // The last searcher re-scans everything: a producer may have seen it searching and not woken anyone.
+      for (std::uint32_t i = 0; i < scheduler_.size(); ++i) {
+        if (!scheduler_.worker(i).has_stealable_work()) continue;
+        if (!idle.remove_parked(index())) {
+          searching_ = true;  // a producer claimed us meanwhile and counted us as searching
+        } else if (idle.try_begin_search()) {
+          searching_ = true;
+        }
+        return;
+      }
+    }
+  }
+
+  // Dekker with unpark(): we publish `sleeping_` then read `notified_`; it publishes `notified_` then reads
+  // `sleeping_`. One of us sees the other, so an unpark is never lost, even one that sent us to steal
+  // from another worker's queue (which has_local_work() cannot see).
+  sleeping_.store(true, std::memory_order_seq_cst);
+  const bool notified = notified_.exchange(false, std::memory_order_seq_cst);
+  if (!notified && !has_local_work() && !scheduler_.stopped().load(std::memory_order_acquire)) {
+    std::optional<std::chrono::nanoseconds> timeout;
+    const Deadline now = Clock::now();
+    std::optional<Deadline> wake_at = timers().earliest();
+    if (until && (!wake_at || *until < *wake_at)) wake_at = until;
+    if (wake_at) timeout = *wake_at > now ? *wake_at - now : std::chrono::nanoseconds::zero();
+    if (now - last_trim_ >= kStackTrimPeriod) {
+      StackPool::local().trim();
+      last_trim_ = now;
+    }
+    counters_.parks.add();
+    const std::uint64_t writes_before = reactor_.wake_channel().writes();
+    poll_events(timeout);
+    if (reactor_.wake_channel().writes() != writes_before) counters_.unparks.add();
+  }
+  sleeping_.store(false, std::memory_order_relaxed);
+  fire_timers();
+
+  if (in_parked_set && !idle.remove_parked(index())) searching_ = true;  // a producer claimed us to search
+}
+
+bool Worker::unpark() noexcept {
+  notified_.store(true, std::memory_order_seq_cst);
+  if (!sleeping_.load(std::memory_order_seq_cst)) return false;
+  // A worker dispatching its own events still counts as parked (and may claim itself as the worker to
+  // wake): it is awake, so writing its own wake channel would be a wasted syscall.
+  if (current() != this) reactor_.notify();
+  return true;
+}
+
+std::size_t Worker::poll_events(std::optional<std::chrono::nanoseconds> timeout) {
+  counters_.backend_polls.add();
+  const std::size_t n = reactor_.poll(timeout);
+  counters_.io_events.add(n);
+  return n;
+}
+
+std::size_t Worker::fire_timers() {
+  if (timers().size() == 0) return 0;
+  const std::size_t fired = timers().fire_expired(Clock::now());
+  counters_.timers_fired.add(fired);
+  return fired;
+}
+
+void Worker::push_local(Task* task, bool lifo) {
+  task->home = index();
+  if (lifo) {
+    Task* previous = lifo_;
+    lifo_ = task;
+    if (!previous) return;
+    task = previous;
+  }
+  push_queue(task);
+  if (stealing_) scheduler_.notify_work();
+}
+
+void Worker::push_queue(Task* task) {
+  if (queue_.push(task)) return;
+  // Full: spill half to the inbox, where this worker (and thieves) will find it.
+  Task* batch[RunQueue<Task>::kCapacity / 2];
+  const std::uint32_t n = queue_.pop_batch(batch, RunQueue<Task>::kCapacity / 2);
+  inbox_.enqueue_bulk(batch, n);
+  queue_.push(task);
+}
+
+bool Worker::push_remote(Task* task) {
+  inbox_.enqueue(task);
+  return unpark();
+}
+
+}  // namespace fiberio::detail
