@@ -2,6 +2,8 @@
 
 #include "buffer_pool.hpp"
 
+#include <fiberio/reactor/detail/syscall.hpp>
+
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -15,7 +17,7 @@ void echo_connection(TcpStream stream) {
   for (;;) {
     auto n = stream.async_fd().io(Interest::read, [&]() -> ssize_t {
       buffer.acquire();
-      const ssize_t r = ::recv(fd, buffer.data(), detail::PooledBuffer::kSize, 0);
+      const ssize_t r = detail::recv_nocancel(fd, buffer.data(), detail::PooledBuffer::kSize, 0);
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         buffer.release();  // about to park: an idle connection holds no buffer
         errno = EAGAIN;

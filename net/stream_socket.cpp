@@ -1,6 +1,7 @@
 #include <fiberio/net/stream_socket.hpp>
 
 #include <fiberio/net/detail/socket_ops.hpp>
+#include <fiberio/reactor/detail/syscall.hpp>
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -13,7 +14,8 @@ namespace fiberio {
 
 IoResult<std::size_t> StreamSocket::read_some(std::span<std::byte> buffer, std::optional<Deadline> deadline) {
   auto n = fd_.io(
-      Interest::read, [&] { return ::recv(fd_.fd(), buffer.data(), buffer.size(), 0); }, deadline);
+      Interest::read, [&] { return detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), 0); },
+      deadline);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }
@@ -32,8 +34,8 @@ IoResult<void> StreamSocket::read_exact(std::span<std::byte> buffer, std::option
 IoResult<std::size_t> StreamSocket::write_some(std::span<const std::byte> buffer,
                                                std::optional<Deadline> deadline) {
   auto n = fd_.io(
-      Interest::write, [&] { return ::send(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); },
-      deadline);
+      Interest::write,
+      [&] { return detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); }, deadline);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }

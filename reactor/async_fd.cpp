@@ -48,7 +48,7 @@ void AsyncFd::close() noexcept {
   if (fd >= 0) ::close(fd);
 }
 
-std::error_code AsyncFd::ensure_registered() {
+std::error_code AsyncFd::register_now() {
   while (!source_.load(std::memory_order_acquire)) {
     if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
     detail::Reactor* reactor = detail::Reactor::current();
@@ -67,15 +67,11 @@ std::error_code AsyncFd::ensure_registered() {
   return {};
 }
 
-AsyncFd::Snapshot AsyncFd::readiness(Interest direction) noexcept {
-  const detail::SourceHandle source = this->source();
-  const auto r = source.reactor->readiness(source, direction);
-  return Snapshot{r.epoch, r.ready};
-}
-
-std::error_code AsyncFd::wait(Interest direction, std::uint32_t epoch, std::optional<Deadline> deadline) {
-  const detail::SourceHandle source = this->source();  // close() may reset source_ while we are parked
-  switch (source.reactor->wait_ready(source, direction, epoch, deadline)) {
+std::error_code AsyncFd::wait(detail::IoSource* source, Interest direction, std::uint32_t seen,
+                              std::optional<Deadline> deadline) {
+  // A copy of the registration: close() may reset source_ while we are suspended.
+  switch (
+      reactor_->wait_ready(detail::SourceHandle{reactor_, source, generation_}, direction, seen, deadline)) {
     case detail::WakeReason::notified:
       return {};
     case detail::WakeReason::timeout:
@@ -87,16 +83,19 @@ std::error_code AsyncFd::wait(Interest direction, std::uint32_t epoch, std::opti
 }
 
 std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::optional<Deadline> deadline) {
-  if (auto ec = ensure_registered()) return std::unexpected(ec);
+  if (!source_.load(std::memory_order_acquire)) {
+    if (auto ec = register_now()) return std::unexpected(ec);
+  }
+  detail::IoSource* source = source_.load(std::memory_order_acquire);
   for (;;) {
-    const auto snapshot = readiness(direction);
-    // "Ready" only means no EAGAIN was seen since the last event: ask the kernel, consuming nothing.
-    if (snapshot.ready) {
+    const std::uint32_t seen = source->directions[detail::IoSource::index(direction)].snapshot();
+    // "Ready" only means no drain was seen since the last event: ask the kernel, consuming nothing.
+    if (detail::IoSource::Direction::ready(seen)) {
       pollfd probe{fd_, static_cast<short>(direction == Interest::read ? POLLIN : POLLOUT), 0};
       if (::poll(&probe, 1, 0) > 0) return {};
     }
-    if (auto ec = wait(direction, snapshot.epoch, deadline)) return std::unexpected(ec);
-    if (!source())
+    if (auto ec = wait(source, direction, seen, deadline)) return std::unexpected(ec);
+    if (!source_.load(std::memory_order_acquire))
       return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
   }
 }

@@ -61,14 +61,20 @@ class AsyncFd {
                                                     std::optional<Deadline> deadline = {});
 
   // Runs `op` (a syscall wrapper that returns a negative value and sets errno on failure) until it stops
-  // failing with EAGAIN, parking on `direction` in between. The building block of every net operation.
+  // failing with EAGAIN, suspending on `direction` in between. The building block of every net operation.
+  // The ready check is one atomic load; the source's lock is taken only to suspend (io_source.hpp).
   template <class Op>
   auto io(Interest direction, Op&& op, std::optional<Deadline> deadline = {})
       -> std::expected<decltype(op()), std::error_code> {
-    if (auto ec = ensure_registered()) return std::unexpected(ec);
+    detail::IoSource* source = source_.load(std::memory_order_acquire);
+    if (!source) [[unlikely]] {
+      if (auto ec = register_now()) return std::unexpected(ec);
+      source = source_.load(std::memory_order_acquire);
+    }
+    auto& state = source->directions[detail::IoSource::index(direction)];
     for (;;) {
-      const auto snapshot = readiness(direction);
-      if (snapshot.ready) {
+      const std::uint32_t seen = state.snapshot();
+      if (detail::IoSource::Direction::ready(seen)) {
         auto result = op();
         if (result >= 0) {
           detail::consume_budget();
@@ -77,27 +83,19 @@ class AsyncFd {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
           return std::unexpected(std::error_code(errno, std::generic_category()));
       }
-      if (auto ec = wait(direction, snapshot.epoch, deadline)) return std::unexpected(ec);
-      if (!source())
+      if (auto ec = wait(source, direction, seen, deadline)) return std::unexpected(ec);
+      if (!source_.load(std::memory_order_acquire))
         return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
     }
   }
 
  private:
-  struct Snapshot {
-    std::uint32_t epoch;
-    bool ready;
-  };
-  std::error_code ensure_registered();
+  // Registers the fd with the calling worker's reactor (once; off the hot path).
+  std::error_code register_now();
   std::expected<void, std::error_code> ready(Interest direction, std::optional<Deadline> deadline);
-  Snapshot readiness(Interest direction) noexcept;
-  // Parks until an event newer than `epoch`; errc::timed_out at the deadline; throws Cancelled.
-  std::error_code wait(Interest direction, std::uint32_t epoch, std::optional<Deadline> deadline);
-
-  // The registration, published once: fibers on several workers may race to register the same fd.
-  detail::SourceHandle source() const noexcept {
-    return detail::SourceHandle{reactor_, source_.load(std::memory_order_acquire), generation_};
-  }
+  // Suspends until an event newer than the state `seen`; errc::timed_out at the deadline; throws Cancelled.
+  std::error_code wait(detail::IoSource* source, Interest direction, std::uint32_t seen,
+                       std::optional<Deadline> deadline);
 
   int fd_ = -1;
   std::atomic<detail::IoSource*> source_{nullptr};  // null until registered; written before reactor_ is read

@@ -27,6 +27,8 @@
 
 #include <fiberio/reactor/detail/wake_channel.hpp>
 
+#include "net_support.hpp"
+
 #include <poll.h>
 
 #include <exception>
@@ -73,6 +75,51 @@ TEST_CASE("core repro: a reader and a writer fiber make the first use of one fd 
         REQUIRE(s.shutdown_write());
       };
       auto receive = [](fiberio::StreamSocket& s) {
+        std::vector<std::byte> buf(50'000);
+        std::size_t got = 0;
+        for (;;) {
+          auto n = s.read_some(buf);
+          REQUIRE(n);
+          if (*n == 0) return got;
+          got += *n;
+        }
+      };
+      auto w1 = fiberio::spawn([&] { send(left); });
+      auto w2 = fiberio::spawn([&] { send(right); });
+      auto r1 = fiberio::spawn([&] { return receive(right); });
+      CHECK(receive(left) == kTotal);
+      CHECK(r1.join() == kTotal);
+      w1.join();
+      w2.join();
+    });
+  }
+  std::uint64_t registered = 0;
+  for (const auto& w : rt.stats())
+    registered += w.fds_registered;
+  CHECK(registered == 0);  // a registration overwritten by a second one would stay counted
+}
+
+TEST_CASE("core repro: the same over TCP: short reads and writes across two workers lose no edge") {
+  // The shape that showed the race (net_unix_test): three fibers spawned at once, one stolen by the idle
+  // worker; the reader and the writer of `right` each make their first call on it from a different worker.
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  for (int round = 0; round < 3; ++round) {
+    rt.block_on([] {
+      auto listener = net_test::listen_loopback();
+      auto connected = fiberio::TcpStream::connect(net_test::address_of(listener));
+      REQUIRE(connected);
+      auto accepted = listener.accept();
+      REQUIRE(accepted);
+      fiberio::TcpStream& left = *connected;
+      fiberio::TcpStream& right = accepted->stream;
+      constexpr std::size_t kTotal = 2 << 20;
+      auto send = [](fiberio::TcpStream& s) {
+        std::vector<std::byte> chunk(64 * 1024);
+        for (std::size_t sent = 0; sent < kTotal; sent += chunk.size())
+          REQUIRE(s.write_all(chunk));
+        REQUIRE(s.shutdown_write());
+      };
+      auto receive = [](fiberio::TcpStream& s) {
         std::vector<std::byte> buf(50'000);
         std::size_t got = 0;
         for (;;) {

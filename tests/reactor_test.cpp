@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fiberio/fiberio.hpp>
+#include <fiberio/reactor/detail/io_source.hpp>
 #include <fiberio/reactor/detail/poll_backend.hpp>
 #include <fiberio/reactor/detail/wake_channel.hpp>
 #include "backends.hpp"
@@ -263,4 +264,50 @@ TEST_CASE("a user-supplied backend plugs in through Config::backend_factory") {
       },
       config);
   CHECK(waits.load() > 0);
+}
+
+// The readiness word of one direction (reactor/detail/io_source.hpp): an event between the snapshot and
+// the clear must survive the clear.
+TEST_CASE("readiness state: a clear loses to an event that came after the snapshot") {
+  fiberio::detail::IoSource::Direction d;
+  using D = fiberio::detail::IoSource::Direction;
+  const std::uint32_t seen = d.snapshot();
+  CHECK(D::ready(seen));
+  CHECK_FALSE(d.signal());  // nobody waits
+  CHECK_FALSE(d.clear_if_unchanged(seen));
+  CHECK(D::ready(d.snapshot()));
+  const std::uint32_t now = d.snapshot();
+  CHECK(d.clear_if_unchanged(now));
+  CHECK_FALSE(D::ready(d.snapshot()));
+  CHECK(D::epoch(d.snapshot()) == D::epoch(now));
+  CHECK(d.clear_if_unchanged(now));  // already clear, same epoch: nothing to do
+}
+
+TEST_CASE("readiness state: a clearer racing a signaller never leaves the last event cleared") {
+  // The signaller bumps the epoch N times; the clearer keeps clearing with fresh snapshots. Whatever the
+  // interleaving, a clear only succeeds against the epoch it saw, so once the signaller's last event is in,
+  // a clear with a snapshot from before it fails, and the state ends ready unless cleared after it.
+  using D = fiberio::detail::IoSource::Direction;
+  for (int round = 0; round < 20; ++round) {
+    D d;
+    std::atomic<bool> done{false};
+    std::atomic<std::uint32_t> stale_clears_won{0};
+    std::thread clearer([&] {
+      while (!done.load(std::memory_order_acquire)) {
+        const std::uint32_t seen = d.snapshot();
+        if (d.clear_if_unchanged(seen) && D::epoch(d.snapshot()) != D::epoch(seen) && D::ready(seen) &&
+            !D::ready(d.snapshot()))
+          stale_clears_won.fetch_add(1);  // cleared although an event came after `seen`: a lost edge
+      }
+    });
+    for (int i = 0; i < 20'000; ++i)
+      d.signal();
+    const std::uint32_t before_last = d.snapshot();
+    done.store(true, std::memory_order_release);
+    clearer.join();
+    d.signal();
+    CHECK_FALSE(d.clear_if_unchanged(before_last));
+    CHECK(D::ready(d.snapshot()));
+    CHECK(stale_clears_won.load() == 0);
+  }
 }

@@ -36,6 +36,7 @@ FiberThread::Binding::Binding(FiberThread& thread) noexcept : outer_(t_current) 
   t_current = &thread;
   thread.thread_stack_ = current_thread_stack();
   thread.tsan_context_ = tsan_current();
+  thread.exception_globals_ = reinterpret_cast<Fiber::ExceptionState*>(abi::__cxa_get_globals());
   prepare_thread_for_overflow_reports();
 }
 

@@ -69,6 +69,9 @@ class FiberThread {
   StackBounds thread_stack_;
   void* tsan_context_ = nullptr;
   void* asan_fake_stack_ = nullptr;
+  // This thread's C++ exception state (__cxa_get_globals(), fixed per thread): looked up once at binding,
+  // not on every switch.
+  Fiber::ExceptionState* exception_globals_ = nullptr;
 };
 
 // Inline: the worker loop's switch is the hottest path of the runtime; one call frame less around it
@@ -80,7 +83,7 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
   running_ = &fiber;
   budget_ = io_budget_;
   if (!fiber.context_) fiber.create_context(stack_size_);
-  auto* thread_exceptions = reinterpret_cast<Fiber::ExceptionState*>(abi::__cxa_get_globals());
+  auto* thread_exceptions = exception_globals_;
   std::swap(*thread_exceptions, fiber.exception_state_);
   start_switch(&asan_fake_stack_, fiber.stack_);
   tsan_switch_to(fiber.tsan_fiber_);

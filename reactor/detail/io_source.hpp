@@ -1,20 +1,27 @@
 // reactor/detail/io_source.hpp — the readiness state of one registered fd, and the fibers waiting on it.
 //
-// Protocol (per direction; see docs/design.md "I/O across workers"):
-//  - `epoch` counts readiness events; `ready` says the last operation did not see EAGAIN since then.
-//  - An operation snapshots the epoch, tries the syscall while `ready`, and on EAGAIN calls wait(dir, seen):
-//    under the lock, a changed epoch means an event raced in, so it returns at once; otherwise it clears
-//    `ready`, queues the fiber and parks. An event bumps the epoch, sets `ready` and wakes every waiter of
-//    that direction, all under the same lock. So no event between the EAGAIN and the park is lost.
+// Protocol (per direction; see docs/design.md "How an fd wait flows"):
+//  - `state` is one atomic word: bit 0 says the direction is ready (no operation has seen it drained since
+//    the last event), the other bits count readiness events (the epoch). An operation reads it with one
+//    load (no lock), tries the syscall while ready, and then:
+//      on EAGAIN it calls Reactor::wait_ready(dir, seen): under `mutex` it clears the ready bit only if the
+//      epoch is still the one it saw (clear_if_unchanged), queues the fiber, announces it in `waiting` and
+//      checks the epoch again (seq_cst); a changed epoch means an event raced in, and it returns at once.
+//  - An event (signal()) bumps the epoch and sets the ready bit in one compare-exchange (seq_cst), then
+//    takes `mutex` and wakes every waiter only if `waiting` says someone is queued. `waiting` and `state`
+//    form a Dekker pair with the waiter's announce-then-recheck, so a waiter is either seen or sees the
+//    event. The lock is touched only when a fiber really parks.
 //  - Every waiter of a direction is woken (they retry; the losers park again); a waiter that timed out or
 //    was cancelled simply refuses the wake, it never swallows readiness meant for another.
-// Thread-safety: all members under `mutex`; the owning reactor's slab keeps the memory alive for the
-// reactor's whole life, and `generation` tells a stale token or handle from a live one.
+// Thread-safety: `state`, `waiting` and `generation` are atomics, for any thread; `fd`, `slot` and the
+// waiter lists are guarded by `mutex`. The owning reactor's slab keeps the memory alive for the reactor's
+// whole life, and `generation` tells a stale token or handle from a live one.
 #pragma once
 
 #include <fiberio/executor/detail/wait_list.hpp>
 #include <fiberio/reactor/backend.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 
@@ -24,13 +31,39 @@ class Reactor;
 
 struct IoSource {
   struct Direction {
-    std::uint32_t epoch = 0;
-    bool ready = true;  // optimistic: a fresh fd is tried before anyone waits
-    WaitList waiters;
+    static constexpr std::uint32_t kReady = 1;
+    static constexpr std::uint32_t kEpochStep = 2;
+
+    std::atomic<std::uint32_t> state{kReady};  // optimistic: a fresh fd is tried before anyone waits
+    std::atomic<std::uint32_t> waiting{0};     // fibers queued in `waiters` (changed under the mutex)
+    WaitList waiters;                          // under the source's mutex
+
+    static bool ready(std::uint32_t s) noexcept { return (s & kReady) != 0; }
+    static std::uint32_t epoch(std::uint32_t s) noexcept { return s & ~kReady; }
+
+    std::uint32_t snapshot() const noexcept { return state.load(std::memory_order_acquire); }
+    // An event: a new epoch, ready. Returns whether fibers may be waiting (the caller then wakes them).
+    bool signal() noexcept {
+      std::uint32_t s = state.load(std::memory_order_relaxed);
+      while (!state.compare_exchange_weak(s, (s + kEpochStep) | kReady, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed)) {
+      }
+      return waiting.load(std::memory_order_seq_cst) != 0;
+    }
+    // Clears the ready bit if no event came since `seen` was read; false if one did (still ready).
+    bool clear_if_unchanged(std::uint32_t seen) noexcept {
+      std::uint32_t s = seen;
+      while (epoch(s) == epoch(seen)) {
+        if (!ready(s)) return true;
+        if (state.compare_exchange_weak(s, s & ~kReady, std::memory_order_acq_rel, std::memory_order_acquire))
+          return true;
+      }
+      return false;
+    }
   };
 
   std::mutex mutex;
-  std::uint32_t generation = 0;  // bumped when the slot is freed
+  std::atomic<std::uint32_t> generation{0};  // bumped (under mutex) when the slot is freed
   std::uint32_t slot = 0;
   int fd = -1;
   Direction directions[2];  // [0] read, [1] write

@@ -60,18 +60,16 @@ std::error_code Reactor::register_fd(int fd, SourceHandle& out) {
     std::lock_guard lock(source->mutex);
     source->fd = fd;
     source->slot = index;
-    for (auto& d : source->directions) {
-      d.ready = true;
-      ++d.epoch;
-    }
-    generation = source->generation;
+    for (auto& d : source->directions)
+      d.signal();  // a fresh fd is tried before anyone waits
+    generation = source->generation.load(std::memory_order_relaxed);
   }
   const std::uint64_t token = (std::uint64_t{generation} << 32) | index;
   if (auto ec = backend_->add(fd, token)) {
     std::lock_guard lock(slab_mutex_);
     {
       std::lock_guard source_lock(source->mutex);
-      ++source->generation;
+      source->generation.fetch_add(1, std::memory_order_release);
       source->fd = -1;
     }
     free_slots_.push_back(index);
@@ -86,13 +84,12 @@ void Reactor::deregister(const SourceHandle& handle) noexcept {
   IoSource* source = handle.source;
   {
     std::lock_guard lock(source->mutex);
-    if (source->generation != handle.generation) return;
+    if (source->generation.load(std::memory_order_relaxed) != handle.generation) return;
     backend_->remove(source->fd);
-    ++source->generation;
+    source->generation.fetch_add(1, std::memory_order_release);
     source->fd = -1;
     for (auto& d : source->directions) {
-      ++d.epoch;
-      d.ready = true;
+      d.signal();
       d.waiters.wake_all();
     }
   }
@@ -101,40 +98,50 @@ void Reactor::deregister(const SourceHandle& handle) noexcept {
   free_slots_.push_back(source->slot);
 }
 
-Reactor::Readiness Reactor::readiness(const SourceHandle& handle, Interest direction) noexcept {
-  IoSource* source = handle.source;
-  std::lock_guard lock(source->mutex);
-  const auto& d = source->directions[IoSource::index(direction)];
-  return Readiness{d.epoch, d.ready};
-}
-
-WakeReason Reactor::wait_ready(const SourceHandle& handle, Interest direction, std::uint32_t seen_epoch,
+WakeReason Reactor::wait_ready(const SourceHandle& handle, Interest direction, std::uint32_t seen,
                                std::optional<Deadline> deadline) {
   IoSource* source = handle.source;
-  std::unique_lock lock(source->mutex);
   auto& d = source->directions[IoSource::index(direction)];
-  if (source->generation != handle.generation || d.epoch != seen_epoch) return WakeReason::notified;
-  d.ready = false;
+  std::unique_lock lock(source->mutex);
+  if (source->generation.load(std::memory_order_relaxed) != handle.generation || !d.clear_if_unchanged(seen))
+    return WakeReason::notified;  // closed meanwhile, or an event came since `seen`: retry
   const int fd = source->fd;
   const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | source->slot;
-  // Arming after queueing: an event that comes before the arm still finds us in the list.
-  if (backend_->arm(fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
-  return suspend_on(d.waiters, lock, deadline);
+  // Queue first, then announce, then look at the epoch again: a Dekker pair with signal(), which bumps the
+  // epoch, then looks at `waiting`. One of the two sees the other. Wakers touch the waiter only under the
+  // lock we hold, so its wait can be opened after the check.
+  Waiter waiter;
+  d.waiters.push_back(waiter);
+  d.waiting.fetch_add(1, std::memory_order_seq_cst);
+  WakeReason why = WakeReason::notified;  // an event raced in: retry at once
+  if (IoSource::Direction::epoch(d.state.load(std::memory_order_seq_cst)) ==
+      IoSource::Direction::epoch(seen)) {
+    Fiber* self = Fiber::current();  // AsyncFd waits only from fibers
+    waiter.fiber = self;
+    waiter.ticket = self->prepare_wait();
+    // Arming after queueing: an event that comes before the arm still finds us in the list.
+    if (backend_->arm(fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
+    lock.unlock();
+    why = self->suspend_until(waiter.ticket, deadline);
+    lock.lock();
+  }
+  d.waiters.remove(waiter);
+  d.waiting.fetch_sub(1, std::memory_order_relaxed);
+  return why;
 }
 
 void Reactor::dispatch(const ReadinessEvent& event) noexcept {
   IoSource* source = slot(static_cast<std::uint32_t>(event.token));
   if (!source) return;
-  std::lock_guard lock(source->mutex);
-  if (source->generation != static_cast<std::uint32_t>(event.token >> 32))
-    return;  // stale: fd was deregistered
+  const auto generation = static_cast<std::uint32_t>(event.token >> 32);
+  if (source->generation.load(std::memory_order_acquire) != generation) return;  // stale: deregistered
   const bool fired[2] = {event.readable, event.writable};
   for (int i = 0; i < 2; ++i) {
     if (!fired[i]) continue;
     auto& d = source->directions[i];
-    ++d.epoch;
-    d.ready = true;
-    d.waiters.wake_all();
+    if (!d.signal()) continue;  // nobody waits: no lock
+    std::lock_guard lock(source->mutex);
+    if (source->generation.load(std::memory_order_relaxed) == generation) d.waiters.wake_all();
   }
 }
 

@@ -50,15 +50,10 @@ class Reactor {
   // Stops watching; waiters are woken (their retry sees the fd's fate). Does not close the fd.
   void deregister(const SourceHandle& handle) noexcept;
 
-  // Snapshot of a direction's epoch and ready flag, taken before trying an operation.
-  struct Readiness {
-    std::uint32_t epoch;
-    bool ready;
-  };
-  Readiness readiness(const SourceHandle& handle, Interest direction) noexcept;
-  // Parks the calling fiber until an event newer than `seen_epoch` in `direction`, the deadline, or
-  // cancellation. Returns at once if such an event already came.
-  WakeReason wait_ready(const SourceHandle& handle, Interest direction, std::uint32_t seen_epoch,
+  // Suspends the calling fiber until an event in `direction` newer than the state `seen` (a
+  // Direction::snapshot()), the deadline, or cancellation; clears the ready bit first if no event came
+  // since `seen`. Returns at once if one already came.
+  WakeReason wait_ready(const SourceHandle& handle, Interest direction, std::uint32_t seen,
                         std::optional<Deadline> deadline);
 
   // Owner thread: waits for events up to `timeout` and wakes the fibers they concern. Returns the number of
