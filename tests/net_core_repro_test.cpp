@@ -58,90 +58,71 @@ TEST_CASE("core repro: a notify() racing with drain() is never lost (WakeChannel
   CHECK(silent == 0);
 }
 
-TEST_CASE("core repro: a reader and a writer fiber make the first use of one fd on two workers") {
-  // The shape that showed the race (net_unix_test): three fibers spawned at once, one stolen by the idle
-  // worker; the reader and the writer of `right` each make their first call on it from a different worker.
-  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
-  for (int round = 0; round < 3; ++round) {
-    rt.block_on([] {
-      auto pair = fiberio::socketpair();
-      REQUIRE(pair);
-      auto& [left, right] = *pair;
-      constexpr std::size_t kTotal = 2 << 20;
-      auto send = [](fiberio::StreamSocket& s) {
-        std::vector<std::byte> chunk(64 * 1024);
-        for (std::size_t sent = 0; sent < kTotal; sent += chunk.size())
-          REQUIRE(s.write_all(chunk));
-        REQUIRE(s.shutdown_write());
-      };
-      auto receive = [](fiberio::StreamSocket& s) {
-        std::vector<std::byte> buf(50'000);
-        std::size_t got = 0;
-        for (;;) {
-          auto n = s.read_some(buf);
-          REQUIRE(n);
-          if (*n == 0) return got;
-          got += *n;
-        }
-      };
-      auto w1 = fiberio::spawn([&] { send(left); });
-      auto w2 = fiberio::spawn([&] { send(right); });
-      auto r1 = fiberio::spawn([&] { return receive(right); });
-      CHECK(receive(left) == kTotal);
-      CHECK(r1.join() == kTotal);
-      w1.join();
-      w2.join();
-    });
-  }
-  std::uint64_t registered = 0;
-  for (const auto& w : rt.stats())
-    registered += w.fds_registered;
-  CHECK(registered == 0);  // a registration overwritten by a second one would stay counted
+namespace {
+
+// Each end of a stream pair gets a writer fiber and a reader fiber, spawned at once so that one is stolen by
+// the idle worker: the reader and the writer of `right` make their first calls on it from different
+// workers. 2 MiB each way must arrive.
+void exchange_both_ways(fiberio::StreamSocket& left, fiberio::StreamSocket& right) {
+  constexpr std::size_t kTotal = 2 << 20;
+  auto send = [](fiberio::StreamSocket& s) {
+    std::vector<std::byte> chunk(64 * 1024);
+    for (std::size_t sent = 0; sent < kTotal; sent += chunk.size())
+      REQUIRE(s.write_all(chunk));
+    REQUIRE(s.shutdown_write());
+  };
+  auto receive = [](fiberio::StreamSocket& s) {
+    std::vector<std::byte> buf(50'000);
+    std::size_t got = 0;
+    for (;;) {
+      auto n = s.read_some(buf);
+      REQUIRE(n);
+      if (*n == 0) return got;
+      got += *n;
+    }
+  };
+  auto w1 = fiberio::spawn([&] { send(left); });
+  auto w2 = fiberio::spawn([&] { send(right); });
+  auto r1 = fiberio::spawn([&] { return receive(right); });
+  CHECK(receive(left) == kTotal);
+  CHECK(r1.join() == kTotal);
+  w1.join();
+  w2.join();
 }
 
-TEST_CASE("core repro: the same over TCP: short reads and writes across two workers lose no edge") {
-  // The shape that showed the race (net_unix_test): three fibers spawned at once, one stolen by the idle
-  // worker; the reader and the writer of `right` each make their first call on it from a different worker.
+// Three rounds of `round` on a two-worker runtime; afterwards no registration may be left behind (one
+// overwritten by a second would stay counted).
+template <class Round>
+void on_two_workers(Round round) {
   fiberio::Runtime rt{fiberio::Config{.threads = 2}};
-  for (int round = 0; round < 3; ++round) {
-    rt.block_on([] {
-      auto listener = net_test::listen_loopback();
-      auto connected = fiberio::TcpStream::connect(net_test::address_of(listener));
-      REQUIRE(connected);
-      auto accepted = listener.accept();
-      REQUIRE(accepted);
-      fiberio::TcpStream& left = *connected;
-      fiberio::TcpStream& right = accepted->stream;
-      constexpr std::size_t kTotal = 2 << 20;
-      auto send = [](fiberio::TcpStream& s) {
-        std::vector<std::byte> chunk(64 * 1024);
-        for (std::size_t sent = 0; sent < kTotal; sent += chunk.size())
-          REQUIRE(s.write_all(chunk));
-        REQUIRE(s.shutdown_write());
-      };
-      auto receive = [](fiberio::TcpStream& s) {
-        std::vector<std::byte> buf(50'000);
-        std::size_t got = 0;
-        for (;;) {
-          auto n = s.read_some(buf);
-          REQUIRE(n);
-          if (*n == 0) return got;
-          got += *n;
-        }
-      };
-      auto w1 = fiberio::spawn([&] { send(left); });
-      auto w2 = fiberio::spawn([&] { send(right); });
-      auto r1 = fiberio::spawn([&] { return receive(right); });
-      CHECK(receive(left) == kTotal);
-      CHECK(r1.join() == kTotal);
-      w1.join();
-      w2.join();
-    });
-  }
+  for (int i = 0; i < 3; ++i)
+    rt.block_on(round);
   std::uint64_t registered = 0;
   for (const auto& w : rt.stats())
     registered += w.fds_registered;
-  CHECK(registered == 0);  // a registration overwritten by a second one would stay counted
+  CHECK(registered == 0);
+}
+
+}  // namespace
+
+TEST_CASE("core repro: a reader and a writer fiber make the first use of one fd on two workers") {
+  // The shape that showed the race (net_unix_test).
+  on_two_workers([] {
+    auto pair = fiberio::socketpair();
+    REQUIRE(pair);
+    exchange_both_ways(pair->first, pair->second);
+  });
+}
+
+TEST_CASE("core repro: the same over TCP: reads and writes across two workers lose no edge") {
+  on_two_workers([] {
+    auto listener = net_test::listen_loopback();
+    auto connected = fiberio::TcpStream::connect(net_test::address_of(listener));
+    REQUIRE(connected);
+    auto accepted = listener.accept();
+    REQUIRE(accepted);
+    exchange_both_ways(*connected, accepted->stream);
+  });
 }
 
 TEST_CASE("core repro: a fiber that waits inside a catch handler and is stolen keeps its exception") {
