@@ -52,7 +52,7 @@ struct IoSource {
     }
     // Clears the ready bit if no event came since `seen` was read; false if one did (still ready).
     bool clear_if_unchanged(std::uint32_t seen) noexcept {
-      std::uint32_t s = seen;
+      std::uint32_t s = state.load(std::memory_order_acquire);  // not `seen`: it may be stale
       while (epoch(s) == epoch(seen)) {
         if (!ready(s)) return true;
         if (state.compare_exchange_weak(s, s & ~kReady, std::memory_order_acq_rel, std::memory_order_acquire))
