@@ -13,9 +13,9 @@
 namespace fiberio {
 
 IoResult<std::size_t> StreamSocket::read_some(std::span<std::byte> buffer, std::optional<Deadline> deadline) {
-  auto n = fd_.io(
+  auto n = fd_.io_some(
       Interest::read, [&] { return detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), 0); },
-      deadline);
+      buffer.size(), deadline);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }
@@ -33,9 +33,10 @@ IoResult<void> StreamSocket::read_exact(std::span<std::byte> buffer, std::option
 
 IoResult<std::size_t> StreamSocket::write_some(std::span<const std::byte> buffer,
                                                std::optional<Deadline> deadline) {
-  auto n = fd_.io(
+  auto n = fd_.io_some(
       Interest::write,
-      [&] { return detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); }, deadline);
+      [&] { return detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); },
+      buffer.size(), deadline);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }

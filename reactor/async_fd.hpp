@@ -66,6 +66,16 @@ class AsyncFd {
   template <class Op>
   auto io(Interest direction, Op&& op, std::optional<Deadline> deadline = {})
       -> std::expected<decltype(op()), std::error_code> {
+    return io_some(direction, std::forward<Op>(op), 0, deadline);
+  }
+
+  // io() for a stream operation that asks to move `requested` bytes: one that moved fewer (but some) has
+  // drained the direction, which is then marked not ready unless an event came since it was read, so the
+  // next call suspends at once instead of spending a syscall to collect EAGAIN. `requested` 0: never.
+  // Only for stream sockets and pipes, where a short transfer means drained (not datagrams).
+  template <class Op>
+  auto io_some(Interest direction, Op&& op, std::size_t requested, std::optional<Deadline> deadline = {})
+      -> std::expected<decltype(op()), std::error_code> {
     detail::IoSource* source = source_.load(std::memory_order_acquire);
     if (!source) [[unlikely]] {
       if (auto ec = register_now()) return std::unexpected(ec);
@@ -77,6 +87,7 @@ class AsyncFd {
       if (detail::IoSource::Direction::ready(seen)) {
         auto result = op();
         if (result >= 0) {
+          if (result > 0 && static_cast<std::size_t>(result) < requested) state.clear_if_drained(seen);
           detail::consume_budget();
           return result;
         }

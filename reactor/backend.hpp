@@ -35,6 +35,11 @@ struct ReadinessEvent {
   std::uint64_t token = 0;
   bool readable = false;
   bool writable = false;
+  // The peer closed its side or the fd failed (EPOLLRDHUP/HUP/ERR): the direction stays readable (writable)
+  // until the fd is deregistered, whatever a later short read or write suggests, since an edge-triggered
+  // backend reports that condition once.
+  bool read_closed = false;
+  bool write_closed = false;
 };
 
 enum class BackendKind : std::uint8_t { automatic, epoll, poll, io_uring };

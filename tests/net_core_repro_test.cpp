@@ -157,3 +157,46 @@ TEST_CASE("core repro: a fiber that waits inside a catch handler and is stolen k
   MESSAGE(migrated << " of 20 rounds resumed the handler on the other worker");
   CHECK(lost == 0);
 }
+
+namespace {
+
+// The reader is suspended on an empty stream; the writer then sends a few bytes and shuts down in one
+// turn, so an edge-triggered backend reports data and end of stream as one event. The reader's first
+// read is short; if that cleared readiness the end of stream would never be reported again and the next
+// read would wait for its deadline (the hang of the first short-read attempt).
+void eof_after_short_read(fiberio::StreamSocket& reader, fiberio::StreamSocket& writer) {
+  using namespace std::chrono_literals;
+  auto r = fiberio::spawn([&] {
+    std::vector<std::byte> buf(4096);
+    auto first = reader.read_some(buf, fiberio::Clock::now() + 5s);
+    REQUIRE(first);
+    auto second = reader.read_some(buf, fiberio::Clock::now() + 5s);
+    return std::pair{*first, second ? static_cast<long>(*second) : -1L};
+  });
+  fiberio::sleep_for(20ms);  // the reader is suspended on the empty stream
+  const std::byte bytes[3] = {std::byte{1}, std::byte{2}, std::byte{3}};
+  REQUIRE(writer.write_all(bytes));
+  REQUIRE(writer.shutdown_write());
+  const auto [first, second] = r.join();
+  CHECK(first == 3);
+  CHECK(second == 0);  // the end of stream, not a timeout
+}
+
+}  // namespace
+
+TEST_CASE("core repro: a short read just before the end of stream does not hide the end (Unix, TCP)") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 1}};
+  rt.block_on([] {
+    auto pair = fiberio::socketpair();
+    REQUIRE(pair);
+    eof_after_short_read(pair->first, pair->second);
+  });
+  rt.block_on([] {
+    auto listener = net_test::listen_loopback();
+    auto connected = fiberio::TcpStream::connect(net_test::address_of(listener));
+    REQUIRE(connected);
+    auto accepted = listener.accept();
+    REQUIRE(accepted);
+    eof_after_short_read(*connected, accepted->stream);
+  });
+}

@@ -52,8 +52,9 @@ std::size_t EpollBackend::wait(std::span<ReadinessEvent> out,
   for (int i = 0; i < n; ++i) {
     const auto flags = events[i].events;
     const bool failed = (flags & (EPOLLERR | EPOLLHUP)) != 0;
-    out[i] = ReadinessEvent{events[i].data.u64, failed || (flags & (EPOLLIN | EPOLLRDHUP)) != 0,
-                            failed || (flags & EPOLLOUT) != 0};
+    const bool read_closed = failed || (flags & EPOLLRDHUP) != 0;
+    out[i] = ReadinessEvent{events[i].data.u64, read_closed || (flags & EPOLLIN) != 0,
+                            failed || (flags & EPOLLOUT) != 0, read_closed, failed};
   }
   return static_cast<std::size_t>(n);
 }

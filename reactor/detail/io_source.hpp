@@ -11,6 +11,11 @@
 //    takes `mutex` and wakes every waiter only if `waiting` says someone is queued. `waiting` and `state`
 //    form a Dekker pair with the waiter's announce-then-recheck, so a waiter is either seen or sees the
 //    event. The lock is touched only when a fiber really parks.
+//  - A short stream read or write (fewer bytes than asked) drained the direction: clear_if_drained(seen)
+//    clears the ready bit unless an event came since the snapshot, so the next call suspends at once
+//    instead of spending a syscall on EAGAIN. A direction whose event said closed (peer hang-up, error)
+//    keeps its ready bit: that condition is reported once by an edge-triggered backend, and a short read
+//    of the last bytes before the end of stream must not hide it (the hang that stopped the first try).
 //  - Every waiter of a direction is woken (they retry; the losers park again); a waiter that timed out or
 //    was cancelled simply refuses the wake, it never swallows readiness meant for another.
 // Thread-safety: `state`, `waiting` and `generation` are atomics, for any thread; `fd`, `slot` and the
@@ -32,29 +37,39 @@ class Reactor;
 struct IoSource {
   struct Direction {
     static constexpr std::uint32_t kReady = 1;
-    static constexpr std::uint32_t kEpochStep = 2;
+    static constexpr std::uint32_t kClosed = 2;  // sticky: the peer closed or the fd failed (ReadinessEvent)
+    static constexpr std::uint32_t kEpochStep = 4;
 
     std::atomic<std::uint32_t> state{kReady};  // optimistic: a fresh fd is tried before anyone waits
     std::atomic<std::uint32_t> waiting{0};     // fibers queued in `waiters` (changed under the mutex)
     WaitList waiters;                          // under the source's mutex
 
     static bool ready(std::uint32_t s) noexcept { return (s & kReady) != 0; }
-    static std::uint32_t epoch(std::uint32_t s) noexcept { return s & ~kReady; }
+    static std::uint32_t epoch(std::uint32_t s) noexcept { return s & ~(kReady | kClosed); }
 
     std::uint32_t snapshot() const noexcept { return state.load(std::memory_order_acquire); }
-    // An event: a new epoch, ready. Returns whether fibers may be waiting (the caller then wakes them).
-    bool signal() noexcept {
+    // An event: a new epoch, ready (and closed, sticky, if the event says so). Returns whether fibers may
+    // be waiting (the caller then wakes them).
+    bool signal(bool closed = false) noexcept {
+      const std::uint32_t add = kReady | (closed ? kClosed : 0);
       std::uint32_t s = state.load(std::memory_order_relaxed);
-      while (!state.compare_exchange_weak(s, (s + kEpochStep) | kReady, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed)) {
+      while (!state.compare_exchange_weak(s, ((s & ~kReady) + kEpochStep) | (s & kClosed) | add,
+                                          std::memory_order_seq_cst, std::memory_order_relaxed)) {
       }
       return waiting.load(std::memory_order_seq_cst) != 0;
     }
-    // Clears the ready bit if no event came since `seen` was read; false if one did (still ready).
-    bool clear_if_unchanged(std::uint32_t seen) noexcept {
+    // After EAGAIN: clears the ready bit if no event came since `seen` was read; false if one did.
+    bool clear_if_unchanged(std::uint32_t seen) noexcept { return clear(seen, false); }
+    // After a short transfer: likewise, but a closed direction stays ready (its end of stream or error
+    // must still be read, and an edge-triggered backend will not report it again).
+    bool clear_if_drained(std::uint32_t seen) noexcept { return clear(seen, true); }
+
+   private:
+    bool clear(std::uint32_t seen, bool keep_if_closed) noexcept {
       std::uint32_t s = state.load(std::memory_order_acquire);  // not `seen`: it may be stale
       while (epoch(s) == epoch(seen)) {
         if (!ready(s)) return true;
+        if (keep_if_closed && (s & kClosed)) return false;
         if (state.compare_exchange_weak(s, s & ~kReady, std::memory_order_acq_rel, std::memory_order_acquire))
           return true;
       }

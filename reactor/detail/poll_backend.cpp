@@ -64,7 +64,8 @@ std::size_t PollBackend::wait(std::span<ReadinessEvent> out,
     if (readable) armed &= ~static_cast<std::uint8_t>(Interest::read);
     if (writable) armed &= ~static_cast<std::uint8_t>(Interest::write);
     it->second.armed = static_cast<Interest>(armed);
-    out[count++] = ReadinessEvent{it->second.token, readable, writable};
+    out[count++] = ReadinessEvent{it->second.token, readable, writable,
+                                  readable && (failed || (p.revents & POLLRDHUP) != 0), writable && failed};
   }
   return count;
 }

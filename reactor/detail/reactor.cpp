@@ -136,10 +136,11 @@ void Reactor::dispatch(const ReadinessEvent& event) noexcept {
   const auto generation = static_cast<std::uint32_t>(event.token >> 32);
   if (source->generation.load(std::memory_order_acquire) != generation) return;  // stale: deregistered
   const bool fired[2] = {event.readable, event.writable};
+  const bool closed[2] = {event.read_closed, event.write_closed};
   for (int i = 0; i < 2; ++i) {
     if (!fired[i]) continue;
     auto& d = source->directions[i];
-    if (!d.signal()) continue;  // nobody waits: no lock
+    if (!d.signal(closed[i])) continue;  // nobody waits: no lock
     std::lock_guard lock(source->mutex);
     if (source->generation.load(std::memory_order_relaxed) == generation) d.waiters.wake_all();
   }
