@@ -28,7 +28,7 @@ waiting each time it looks and fewer reads come back empty or polls block: the s
 differently; the perf row is the full-speed figure. Instructions are the `Collected` Ir of `valgrind --tool=callgrind --trace-children=no` on the
 server: user space only, the kernel's share of each syscall is not in them; they depend on timing too (a
 server slowed by valgrind that finds the next request waiting reads it without parking, which is cheaper),
-so that pair is repeated (3 times by default) and the median given, with each pair's `recv` and
+so that pair is repeated (3 times by default) and the median given, with each pair's fd suspensions (fiberio) or `recv` calls (raw) and
 `epoll_wait` calls per request to show its regime. Each of these three is measured
 on two fresh server starts, one driven for N1 requests and one for N2: per request =
 (count(N2) − count(N1)) / (N2 − N1), so start-up, connection set-up and shutdown cancel. Memory is VmRSS
@@ -241,7 +241,11 @@ def main():
             i2 = parse_collected(P("callgrind", s, f"{n2}_r{rep}.log"))
             k1 = parse_calls(P("callgrind", s, f"{n1}_r{rep}.out"))
             k2 = parse_calls(P("callgrind", s, f"{n2}_r{rep}.out"))
-            calls = lambda k: (k.get("recv", 0), sum(k.get(x, 0) for x in ("epoll_wait", "epoll_pwait")))  # noqa
+            # The regime: how often a request made the fiber suspend on its fd (fiberio), or how often the
+            # loop called recv (the raw server, one per request whatever the timing).
+            calls = lambda k: (sum(v for n, v in k.items() if n.startswith("fiberio::detail::Reactor::wait_ready"))  # noqa
+                               if s == "fiberio-echo" else k.get("recv", 0),
+                               sum(k.get(x, 0) for x in ("epoll_wait", "epoll_pwait")))
             (r1, e1), (r2, e2) = calls(k1), calls(k2)
             pairs.append({"rep": rep, "ir": per_request(i1, i2, n1, n2), "i1": i1, "i2": i2,
                           "recv": per_request(r1, r2, n1, n2), "epoll_wait": per_request(e1, e2, n1, n2)})
@@ -328,9 +332,11 @@ def main():
         md.append(f"| {L(s)} | **{instr[s]:,.0f}** | {b:,} KiB | {d:,} KiB | **{mem[s]:,.0f}** |")
     md.append("")
     md.append("Each callgrind pair (the instruction count depends on whether the slowed server finds the next "
-              "request already waiting: 2 `recv` per request means it always read until EAGAIN and parked):")
+              "request already waiting: for fiberio-echo the regime column counts suspensions on the fd "
+              "(`Reactor::wait_ready` calls) per request, 1.00 meaning every request parked; for the raw "
+              "loop it counts `recv` calls):")
     md.append("")
-    md.append("| server | pair | instructions per request | `recv` calls per request | `epoll_wait` calls per request |")
+    md.append("| server | pair | instructions per request | fd suspensions (fiberio) or `recv` calls (raw) per request | `epoll_wait` calls per request |")
     md.append("|---|---|---|---|---|")
     for s in servers:
         for pr in instr_pairs[s]:

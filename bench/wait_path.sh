@@ -238,7 +238,8 @@ fi
 # 3. callgrind: the server's own instructions (user space only), "Collected" of the whole process.
 # The figure depends on timing: a slowed server that finds the next request already waiting reads it
 # without parking, which is cheaper. So the N1/N2 pair is repeated $reps times (servers interleaved); the
-# report gives the median and the range, and recv/epoll_wait calls per request show the regime of each.
+# report gives the median and the range, and fd suspensions (fiberio) or recv calls (raw) and epoll_wait
+# calls per request show the regime of each.
 echo "== 3. instructions per request, valgrind --tool=callgrind ($reps pairs)"
 for rep in $(seq 1 "$reps"); do
   for n in "$n1" "$n2"; do
