@@ -4,6 +4,7 @@
 // Thread-safety: any fiber or thread. Waiting with a deadline needs a fiber.
 #pragma once
 
+#include <fiberio/executor/clock.hpp>
 #include <fiberio/executor/detail/wait_list.hpp>
 #include <fiberio/executor/mutex.hpp>
 
@@ -32,7 +33,7 @@ class ConditionVariable {
 
   template <class Rep, class Period>
   std::cv_status wait_for(std::unique_lock<Mutex>& lock, std::chrono::duration<Rep, Period> timeout) {
-    return wait_until(lock, Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout));
+    return wait_until(lock, deadline_after(timeout));
   }
 
   void notify_one() {

@@ -18,7 +18,7 @@ void sleep_until(Clock::time_point deadline);
 
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> duration) {
-  sleep_until(Clock::now() + std::chrono::duration_cast<Clock::duration>(duration));
+  sleep_until(deadline_after(duration));
 }
 
 namespace this_fiber {

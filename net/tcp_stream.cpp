@@ -18,7 +18,7 @@ IoResult<TcpStream> TcpStream::connect(const SocketAddress& addr, std::optional<
 }
 
 IoResult<TcpStream> TcpStream::connect(const SocketAddress& addr, Clock::duration timeout) {
-  return connect(addr, detail::deadline_after(timeout));
+  return connect(addr, deadline_after(timeout));
 }
 
 IoResult<TcpStream> TcpStream::connect(std::span<const SocketAddress> addrs,

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <fiberio/executor/cancelled.hpp>
+#include <fiberio/executor/clock.hpp>
 #include <fiberio/runtime/runtime.hpp>
 
 #include <chrono>
@@ -23,7 +24,7 @@ template <class Rep, class Period, class F>
 std::expected<detail::SpawnResult<F>, std::error_code> with_timeout(std::chrono::duration<Rep, Period> limit,
                                                                     F&& fn) {
   using R = detail::SpawnResult<F>;
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(limit);
+  const Deadline deadline = deadline_after(limit);
   auto child = fiberio::spawn(std::forward<F>(fn), SpawnOptions{"with_timeout", std::nullopt});
   bool finished;
   try {

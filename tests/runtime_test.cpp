@@ -496,3 +496,48 @@ TEST_CASE(
   for (const auto& s : rt.stats())
     CHECK(s.timers_pending == 0);
 }
+
+// Issue 10, item 4: long durations saturate instead of wrapping into the past.
+TEST_CASE("durations too long to add saturate: they mean never, not now") {
+  using namespace std::chrono_literals;
+  CHECK(fiberio::deadline_after(std::chrono::hours::max()) == fiberio::Deadline::max());
+  CHECK(fiberio::deadline_after(fiberio::Clock::duration::max()) == fiberio::Deadline::max());
+  // Operands of a comparison are unsequenced: read the clock into variables, in order.
+  const auto past = fiberio::deadline_after(-5s);
+  const auto after_past = fiberio::Clock::now();
+  CHECK(past <= after_past);
+  const auto before_soon = fiberio::Clock::now();
+  const auto soon = fiberio::deadline_after(10s);
+  const auto after_soon = fiberio::Clock::now();
+  CHECK(soon >= before_soon + 10s);
+  CHECK(soon <= after_soon + 10s);
+
+  fiberio::Runtime rt{fiberio::Config{.threads = 1}};
+  rt.block_on([] {
+    // Each sleep must still be asleep when the outer limit cancels it.
+    auto a = fiberio::with_timeout(50ms, [] { fiberio::sleep_for(fiberio::Clock::duration::max()); });
+    CHECK((!a && a.error() == std::errc::timed_out));
+    auto b = fiberio::with_timeout(50ms, [] { fiberio::sleep_for(std::chrono::hours::max()); });
+    CHECK((!b && b.error() == std::errc::timed_out));
+    // A limit of duration::max() never fires: the callable's value comes back.
+    auto c = fiberio::with_timeout(fiberio::Clock::duration::max(), [] {
+      fiberio::sleep_for(5ms);
+      return 7;
+    });
+    CHECK((c && *c == 7));
+  });
+}
+
+// Issue 10, item 6: a wait that need not block still honours a pending cancellation.
+TEST_CASE("a pending cancellation is delivered by a wait whose deadline has already passed") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 1}};
+  auto h = rt.spawn([] {
+    while (!fiberio::this_fiber::cancel_requested())
+      std::this_thread::yield();  // no fiberio call: the cancel stays pending
+    fiberio::sleep_until(fiberio::Clock::now() - std::chrono::seconds(1));
+    return 1;  // reached only if the past deadline swallowed the cancellation
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  h.cancel();
+  CHECK_THROWS_AS(h.join(), fiberio::Cancelled);
+}

@@ -63,7 +63,9 @@ WakeReason Fiber::suspend(std::uint64_t ticket) noexcept {
 WakeReason Fiber::suspend_until(std::uint64_t ticket, std::optional<Deadline> deadline) {
   if (!deadline) return suspend(ticket);
   if (*deadline <= Clock::now()) {
-    wake(ticket, WakeReason::timeout);
+    // A pending cancellation wins over the deadline: suspend() delivers it (every blocking call honours a
+    // pending cancel, even one whose deadline has passed).
+    if (!cancel_pending_.load(std::memory_order_seq_cst)) wake(ticket, WakeReason::timeout);
     return suspend(ticket);
   }
   TimerQueue& timers = FiberThread::current()->timers();

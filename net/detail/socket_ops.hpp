@@ -53,9 +53,4 @@ class AcceptBackoff {
 IoResult<int> accept(AsyncFd& listener, SocketAddress& peer, std::optional<Deadline> deadline,
                      AcceptBackoff& backoff);
 
-// Deadline helper for the `timeout` overloads.
-inline Deadline deadline_after(Clock::duration timeout) {
-  return Clock::now() + timeout;
-}
-
 }  // namespace fiberio::detail
