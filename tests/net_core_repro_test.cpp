@@ -36,6 +36,7 @@
 
 #include <atomic>
 #include <thread>
+#include <utility>
 #include <vector>
 
 TEST_CASE("core repro: a notify() racing with drain() is never lost (WakeChannel)") {
@@ -59,6 +60,16 @@ TEST_CASE("core repro: a notify() racing with drain() is never lost (WakeChannel
 }
 
 namespace {
+
+// Two connected ends of a loopback TCP connection (from a fiber).
+std::pair<fiberio::TcpStream, fiberio::TcpStream> tcp_pair() {
+  auto listener = net_test::listen_loopback();
+  auto connected = fiberio::TcpStream::connect(net_test::address_of(listener));
+  REQUIRE(connected);
+  auto accepted = listener.accept();
+  REQUIRE(accepted);
+  return {std::move(*connected), std::move(accepted->stream)};
+}
 
 // Each end of a stream pair gets a writer fiber and a reader fiber, spawned at once so that one is stolen by
 // the idle worker: the reader and the writer of `right` make their first calls on it from different
@@ -116,12 +127,8 @@ TEST_CASE("core repro: a reader and a writer fiber make the first use of one fd 
 
 TEST_CASE("core repro: the same over TCP: reads and writes across two workers lose no edge") {
   on_two_workers([] {
-    auto listener = net_test::listen_loopback();
-    auto connected = fiberio::TcpStream::connect(net_test::address_of(listener));
-    REQUIRE(connected);
-    auto accepted = listener.accept();
-    REQUIRE(accepted);
-    exchange_both_ways(*connected, accepted->stream);
+    auto [left, right] = tcp_pair();
+    exchange_both_ways(left, right);
   });
 }
 
@@ -192,11 +199,7 @@ TEST_CASE("core repro: a short read just before the end of stream does not hide 
     eof_after_short_read(pair->first, pair->second);
   });
   rt.block_on([] {
-    auto listener = net_test::listen_loopback();
-    auto connected = fiberio::TcpStream::connect(net_test::address_of(listener));
-    REQUIRE(connected);
-    auto accepted = listener.accept();
-    REQUIRE(accepted);
-    eof_after_short_read(*connected, accepted->stream);
+    auto [left, right] = tcp_pair();
+    eof_after_short_read(left, right);
   });
 }
