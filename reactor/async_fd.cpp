@@ -70,8 +70,8 @@ std::error_code AsyncFd::register_now() {
 std::error_code AsyncFd::wait(detail::IoSource* source, Interest direction, std::uint32_t seen,
                               std::optional<Deadline> deadline) {
   // A copy of the registration: close() may reset source_ while we are suspended.
-  switch (
-      reactor_->wait_ready(detail::SourceHandle{reactor_, source, generation_}, direction, seen, deadline)) {
+  switch (reactor_->wait_ready(detail::SourceHandle{reactor_, source, generation_, fd_}, direction, seen,
+                               deadline)) {
     case detail::WakeReason::notified:
       return {};
     case detail::WakeReason::timeout:

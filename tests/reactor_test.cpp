@@ -3,8 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <fiberio/fiberio.hpp>
+#include <fiberio/reactor/detail/epoll_backend.hpp>
 #include <fiberio/reactor/detail/io_source.hpp>
 #include <fiberio/reactor/detail/poll_backend.hpp>
+#include <fiberio/reactor/detail/reactor.hpp>
 #include <fiberio/reactor/detail/wake_channel.hpp>
 #include "backends.hpp"
 
@@ -310,4 +312,191 @@ TEST_CASE("readiness state: a clearer racing a signaller never leaves the last e
     CHECK(D::ready(d.snapshot()));
     CHECK(stale_clears_won.load() == 0);
   }
+}
+
+// The lock-free park slot (io_source.hpp): a fiber parks on one worker while the events for its fd are
+// dispatched by another worker's thread, so the waker and the parker race on every round.
+namespace {
+
+// Makes the first wait on each fd from worker 0, so worker 0's reactor (and thread) dispatches their
+// events whatever worker the fibers that use them later run on.
+void register_on_worker_zero(fiberio::Runtime& rt, std::initializer_list<fiberio::AsyncFd*> fds) {
+  rt.spawn_on(0, [&] {
+      for (fiberio::AsyncFd* fd : fds)
+        (void)fd->readable(fiberio::Clock::now());  // a passed deadline: registers, then times out
+    }).join();
+}
+
+}  // namespace
+
+TEST_CASE("park slot: a fiber parked against another worker's dispatch is woken by every event") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 2, .work_stealing = false, .backend = kind}};
+    Pipe to_echo = make_pipe(), from_echo = make_pipe();
+    register_on_worker_zero(rt, {&to_echo.read_end, &from_echo.read_end});
+    constexpr int kRounds = 5'000;
+    auto echo = rt.spawn_on(1, [&] {
+      std::byte b[1];
+      for (;;) {
+        auto n = to_echo.read_end.read(b, fiberio::Clock::now() + 10s);  // a lost wake-up times out
+        if (!n || *n == 0) return n ? 0 : 1;
+        if (!from_echo.write_end.write(b)) return 2;
+      }
+    });
+    auto driver = rt.spawn_on(1, [&] {
+      int completed = 0;
+      std::byte b[1] = {std::byte{42}};
+      for (; completed < kRounds; ++completed) {
+        if (!to_echo.write_end.write(b)) break;
+        auto n = from_echo.read_end.read(b, fiberio::Clock::now() + 10s);
+        if (!n || *n != 1) break;
+      }
+      to_echo.write_end.close();
+      return completed;
+    });
+    CHECK(driver.join() == kRounds);
+    CHECK(echo.join() == 0);
+  });
+}
+
+TEST_CASE("park slot: waiters that time out or queue behind each other while events land lose no byte") {
+  // Two readers on one fd (one parks in the slot, the other queues behind it), each with deadlines of a
+  // few microseconds so that timeouts keep racing the waker's take of the parked record; a plain thread
+  // writes one byte at a time. Every byte must reach exactly one reader, and the readers must see the end.
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 2, .work_stealing = false, .backend = kind}};
+    Pipe p = make_pipe();
+    register_on_worker_zero(rt, {&p.read_end});
+    constexpr std::size_t kBytes = 5'000;
+    auto reader = [&](unsigned seed) {
+      return rt.spawn_on(1, [&p, seed] {
+        std::size_t got = 0, timeouts = 0;
+        unsigned x = seed;
+        std::byte b[1];
+        for (;;) {
+          x = x * 1103515245u + 12345u;
+          auto n = p.read_end.read(b, fiberio::Clock::now() + std::chrono::microseconds((x >> 16) % 40));
+          if (!n) {
+            if (n.error() != std::errc::timed_out) return got;
+            ++timeouts;
+            continue;
+          }
+          if (*n == 0) return got;
+          got += *n;
+        }
+      });
+    };
+    auto first = reader(1), second = reader(2);
+    std::thread writer([&] {
+      const std::byte b[1] = {std::byte{7}};
+      for (std::size_t i = 0; i < kBytes; ++i) {
+        while (::write(p.write_end.fd(), b, 1) != 1) {
+        }
+        if (i % 64 == 0) std::this_thread::sleep_for(20us);  // let the readers park now and then
+      }
+      ::close(p.write_end.release());
+    });
+    writer.join();
+    CHECK(first.join() + second.join() == kBytes);
+  });
+}
+
+// A waker thread that fires the moment the parker has cleared the ready bit lands inside the parker's
+// window (cleared, not yet parked, or parked but not yet looked at the epoch again) on most rounds: the
+// race the Dekker pair closes. wait_ready() on a reactor of the test's own, as dispatch would do it.
+struct ParkRace {
+  fiberio::detail::Reactor reactor{std::make_unique<fiberio::detail::EpollBackend>()};
+  fiberio::detail::SourceHandle handle;
+  int fds[2] = {-1, -1};
+  ParkRace() {
+    REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+    REQUIRE_FALSE(reactor.register_fd(fds[0], handle));
+  }
+  ~ParkRace() {
+    reactor.deregister(handle);
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  fiberio::detail::IoSource::Direction& read_direction() { return handle.source->directions[0]; }
+};
+
+TEST_CASE("park slot: an event landing while the fiber parks is never lost") {
+  using D = fiberio::detail::IoSource::Direction;
+  ParkRace race;
+  D& d = race.read_direction();
+  constexpr int kRounds = 20'000;
+  std::atomic<int> round{-1};
+  std::thread waker([&] {
+    for (int r = 0; r < kRounds; ++r) {
+      while (round.load(std::memory_order_acquire) != r) {
+      }
+      while (D::ready(d.snapshot())) {  // until the parker has cleared it: its window is open
+      }
+      d.signal();
+      d.wake_parked();
+    }
+  });
+  int lost = 0;
+  fiberio::block_on([&] {
+    for (int r = 0; r < kRounds; ++r) {
+      const std::uint32_t seen = d.snapshot();
+      round.store(r, std::memory_order_release);
+      const auto why =
+          race.reactor.wait_ready(race.handle, fiberio::Interest::read, seen, fiberio::Clock::now() + 2s);
+      if (why != fiberio::detail::WakeReason::notified) ++lost;
+      while (!D::ready(d.snapshot())) {  // the waker's event, whichever way the round went
+      }
+    }
+  });
+  waker.join();
+  CHECK(lost == 0);
+}
+
+// Writes over the stack just below the caller's frame, where the frame of a function it just called was:
+// a waker still reading a record there would then read garbage (and TSan sees the write race the read).
+[[gnu::noinline]] void scribble_stack() {
+  volatile unsigned char junk[512];
+  for (auto& b : junk)
+    b = 0xA5;
+}
+
+TEST_CASE("park slot: a fiber that times out while a waker takes its record leaves nothing behind") {
+  // Deadlines of 0-7 microseconds race the waker: sometimes the timer wins and the fiber takes its record
+  // back, sometimes the waker holds it (kTaking) and the fiber must wait for it to let go before its
+  // frame dies (TSan and ASan see a read of a dead record). After each round the slot must be empty.
+  using D = fiberio::detail::IoSource::Direction;
+  ParkRace race;
+  D& d = race.read_direction();
+  constexpr int kRounds = 50'000;
+  std::atomic<int> round{-1};
+  std::thread waker([&] {
+    for (int r = 0; r < kRounds; ++r) {
+      while (round.load(std::memory_order_acquire) != r) {
+      }
+      while (D::ready(d.snapshot()) && round.load(std::memory_order_acquire) == r) {
+      }
+      d.signal();
+      d.wake_parked();
+      while (round.load(std::memory_order_acquire) == r) {
+      }
+    }
+  });
+  int timeouts = 0, left_behind = 0;
+  fiberio::block_on([&] {
+    for (int r = 0; r < kRounds; ++r) {
+      const std::uint32_t seen = d.snapshot();
+      round.store(r, std::memory_order_release);
+      const auto why = race.reactor.wait_ready(race.handle, fiberio::Interest::read, seen,
+                                               fiberio::Clock::now() + std::chrono::microseconds(r % 8));
+      scribble_stack();
+      if (why == fiberio::detail::WakeReason::timeout) ++timeouts;
+      if (d.parked.load() != D::kEmpty) ++left_behind;
+      while (!D::ready(d.snapshot())) {  // the waker has signalled this round
+      }
+      round.store(-1, std::memory_order_release);  // let the waker finish the round
+    }
+  });
+  waker.join();
+  CHECK(left_behind == 0);
+  MESSAGE("timeouts: " << timeouts << " of " << kRounds);
 }

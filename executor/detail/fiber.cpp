@@ -41,17 +41,6 @@ std::uint64_t Fiber::prepare_wait() noexcept {
   return ticket;
 }
 
-bool Fiber::wake(std::uint64_t ticket, WakeReason why) noexcept {
-  std::uint64_t expected = ticket;
-  if (!ticket_.compare_exchange_strong(expected, ticket + 1, std::memory_order_acq_rel,
-                                       std::memory_order_relaxed)) {
-    return false;
-  }
-  reason_.store(why, std::memory_order_relaxed);
-  if (votes_.fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(*this);
-  return true;
-}
-
 WakeReason Fiber::suspend(std::uint64_t ticket) noexcept {
   if (cancel_pending_.load(std::memory_order_seq_cst)) wake(ticket, WakeReason::cancelled);
   switch_out(Exit::waiting);

@@ -65,7 +65,35 @@ class Fiber {
   // --- the wait protocol (see the header comment) ---
   std::uint64_t prepare_wait() noexcept;
   // Called by any thread: true if this call won the wait identified by `ticket`.
-  bool wake(std::uint64_t ticket, WakeReason why) noexcept;
+  bool wake(std::uint64_t ticket, WakeReason why) noexcept {
+    if (!win(ticket, why)) return false;
+    vote_woken();
+    return true;
+  }
+  // wake() in two steps, for a waker that must stop reading the waiter's record (on the waiter's stack)
+  // before the fiber can run again: win() settles the race and records the reason; vote_woken() then casts
+  // the winner's vote, which may schedule the fiber. Nothing else may come between the two but the waker's
+  // own bookkeeping.
+  bool win(std::uint64_t ticket, WakeReason why) noexcept {
+    std::uint64_t expected = ticket;
+    if (!ticket_.compare_exchange_strong(expected, ticket + 1, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed)) {
+      return false;
+    }
+    reason_.store(why, std::memory_order_relaxed);
+    return true;
+  }
+  void vote_woken() noexcept {
+    if (votes_.fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(*this);
+  }
+  // The fiber itself, before suspending: closes a wait it opened but no longer needs (nobody can wake it
+  // any more). True if it was still open; false if a waker (a cancellation) won it first, in which case the
+  // fiber must suspend(ticket) to let that wake complete.
+  bool withdraw_wait(std::uint64_t ticket) noexcept {
+    std::uint64_t expected = ticket;
+    return ticket_.compare_exchange_strong(expected, ticket + 1, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed);
+  }
   // Called by the fiber itself: switches out until the wait is won; returns why. Does not throw.
   WakeReason suspend(std::uint64_t ticket) noexcept;
   // suspend(), with a timer that wins the wait with WakeReason::timeout at `deadline` (none: no timer).

@@ -2,15 +2,21 @@
 //
 // Protocol (per direction; see docs/design.md "How an fd wait flows"):
 //  - `state` is one atomic word: bit 0 says the direction is ready (no operation has seen it drained since
-//    the last event), the other bits count readiness events (the epoch). An operation reads it with one
-//    load (no lock), tries the syscall while ready, and then:
-//      on EAGAIN it calls Reactor::wait_ready(dir, seen): under `mutex` it clears the ready bit only if the
-//      epoch is still the one it saw (clear_if_unchanged), queues the fiber, announces it in `waiting` and
-//      checks the epoch again (seq_cst); a changed epoch means an event raced in, and it returns at once.
-//  - An event (signal()) bumps the epoch and sets the ready bit in one compare-exchange (seq_cst), then
-//    takes `mutex` and wakes every waiter only if `waiting` says someone is queued. `waiting` and `state`
-//    form a Dekker pair with the waiter's announce-then-recheck, so a waiter is either seen or sees the
-//    event. The lock is touched only when a fiber really parks.
+//    the last event), bit 1 that it closed (sticky), the other bits count readiness events (the epoch). An
+//    operation reads it with one load, tries the syscall while ready, and on EAGAIN calls
+//    Reactor::wait_ready(dir, seen), which clears the ready bit only if the epoch is still the one it saw
+//    (clear_if_unchanged), then parks.
+//  - Parking is lock-free for the usual single waiter: the fiber publishes a ParkedFiber record (fiber and
+//    wait ticket, on its own stack) in `parked` with one compare-exchange from empty, then looks at the
+//    epoch again (seq_cst); a changed epoch means an event raced in, and it takes the record back and
+//    retries. An event (signal()) bumps the epoch and sets the ready bit (seq_cst), then looks at `parked`:
+//    the two form a Dekker pair, so a waiter is either seen or sees the event. The waker takes the record
+//    by swapping in kTaking, reads it and wins the fiber's wait (Fiber::win), puts back empty, and only then
+//    casts its vote (which may run the fiber elsewhere). A waiter that leaves on its own (timeout,
+//    cancellation) takes its record back with a compare-exchange; if a waker holds it (kTaking) it waits
+//    the few instructions until the waker lets go, so no waker ever reads a dead record.
+//  - A second fiber waiting in the same direction while the slot is taken queues in `waiters` under
+//    `mutex` and counts itself in `waiting` (same Dekker pair with signal(), which returns whether to lock).
 //  - A short stream read or write (fewer bytes than asked) drained the direction: clear_if_drained(seen)
 //    clears the ready bit unless an event came since the snapshot, so the next call suspends at once
 //    instead of spending a syscall on EAGAIN. A direction whose event said closed (peer hang-up, error)
@@ -18,9 +24,10 @@
 //    of the last bytes before the end of stream must not hide it (the hang that stopped the first try).
 //  - Every waiter of a direction is woken (they retry; the losers park again); a waiter that timed out or
 //    was cancelled simply refuses the wake, it never swallows readiness meant for another.
-// Thread-safety: `state`, `waiting` and `generation` are atomics, for any thread; `fd`, `slot` and the
-// waiter lists are guarded by `mutex`. The owning reactor's slab keeps the memory alive for the reactor's
-// whole life, and `generation` tells a stale token or handle from a live one.
+// Thread-safety: `state`, `parked`, `waiting` and `generation` are atomics, for any thread; `fd` and the
+// waiter lists are guarded by `mutex`; `slot` is fixed when the slab chunk is made. The owning reactor's
+// slab keeps the memory alive for the reactor's whole life, and `generation` tells a stale token or handle
+// from a live one.
 #pragma once
 
 #include <fiberio/executor/detail/wait_list.hpp>
@@ -29,10 +36,17 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <thread>
 
 namespace fiberio::detail {
 
 class Reactor;
+
+// What a lone parked fiber publishes in Direction::parked: lives on its stack for the length of the wait.
+struct ParkedFiber {
+  Fiber* fiber;
+  std::uint64_t ticket;
+};
 
 struct IoSource {
   struct Direction {
@@ -41,8 +55,12 @@ struct IoSource {
     static constexpr std::uint32_t kEpochStep = 4;
 
     std::atomic<std::uint32_t> state{kReady};  // optimistic: a fresh fd is tried before anyone waits
-    std::atomic<std::uint32_t> waiting{0};     // fibers queued in `waiters` (changed under the mutex)
-    WaitList waiters;                          // under the source's mutex
+    static constexpr std::uintptr_t kEmpty = 0;
+    static constexpr std::uintptr_t kTaking = 1;  // a waker is reading the record it took
+
+    std::atomic<std::uintptr_t> parked{kEmpty};  // kEmpty, kTaking, or a ParkedFiber*
+    std::atomic<std::uint32_t> waiting{0};       // fibers queued in `waiters` (changed under the mutex)
+    WaitList waiters;                            // under the source's mutex
 
     static bool ready(std::uint32_t s) noexcept { return (s & kReady) != 0; }
     static std::uint32_t epoch(std::uint32_t s) noexcept { return s & ~(kReady | kClosed); }
@@ -58,6 +76,38 @@ struct IoSource {
       }
       return waiting.load(std::memory_order_seq_cst) != 0;
     }
+    // The waiting fiber: publishes `record` if nobody else is parked here; false if the slot is taken.
+    bool try_park(ParkedFiber& record) noexcept {
+      std::uintptr_t expected = kEmpty;
+      return parked.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(&record),
+                                            std::memory_order_seq_cst, std::memory_order_relaxed);
+    }
+    // The waiting fiber, leaving: takes `record` back. False if a waker took it (the wait is then won or
+    // being won); either way the record is no longer read by anyone when this returns.
+    bool unpark(ParkedFiber& record) noexcept {
+      std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(&record);
+      if (parked.compare_exchange_strong(expected, kEmpty, std::memory_order_acq_rel,
+                                         std::memory_order_acquire))
+        return true;
+      // Only the waker that swapped in kTaking puts kEmpty back: any other value means it let go of ours.
+      for (unsigned spins = 0; parked.load(std::memory_order_acquire) == kTaking; ++spins)
+        relax(spins);
+      return false;
+    }
+    // A waker, after signal(): wakes the parked fiber, if any. Lock-free; any thread.
+    void wake_parked(WakeReason why = WakeReason::notified) noexcept {
+      std::uintptr_t seen = parked.load(std::memory_order_seq_cst);
+      if (seen <= kTaking) return;  // empty, or another waker is already waking it
+      if (!parked.compare_exchange_strong(seen, kTaking, std::memory_order_acquire,
+                                          std::memory_order_relaxed))
+        return;  // it left, or another waker took it; a newcomer sees our epoch (Dekker)
+      const auto* record = reinterpret_cast<const ParkedFiber*>(seen);
+      Fiber* fiber = record->fiber;
+      const bool won = fiber->win(record->ticket, why);
+      parked.store(kEmpty, std::memory_order_release);  // from here the record may be gone
+      if (won) fiber->vote_woken();                     // the fiber cannot run before this vote
+    }
+
     // After EAGAIN: clears the ready bit if no event came since `seen` was read; false if one did.
     bool clear_if_unchanged(std::uint32_t seen) noexcept { return clear(seen, false); }
     // After a short transfer: likewise, but a closed direction stays ready (its end of stream or error
@@ -65,6 +115,18 @@ struct IoSource {
     bool clear_if_drained(std::uint32_t seen) noexcept { return clear(seen, true); }
 
    private:
+    // A waker holds kTaking for a handful of instructions; yield the CPU only if it was preempted there.
+    static void relax(unsigned spins) noexcept {
+      if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        asm volatile("yield");
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
     bool clear(std::uint32_t seen, bool keep_if_closed) noexcept {
       std::uint32_t s = state.load(std::memory_order_acquire);  // not `seen`: it may be stale
       while (epoch(s) == epoch(seen)) {
@@ -79,11 +141,13 @@ struct IoSource {
 
   std::mutex mutex;
   std::atomic<std::uint32_t> generation{0};  // bumped (under mutex) when the slot is freed
-  std::uint32_t slot = 0;
+  std::uint32_t slot = 0;                    // this source's index in the slab; set once
   int fd = -1;
   Direction directions[2];  // [0] read, [1] write
 
-  static int index(Interest direction) { return direction == Interest::write ? 1 : 0; }
+  static int index(Interest direction) {
+    return direction == Interest::write ? 1 : 0;
+  }
 };
 
 // A counted reference to a live IoSource: what an AsyncFd holds.
@@ -91,6 +155,7 @@ struct SourceHandle {
   Reactor* reactor = nullptr;
   IoSource* source = nullptr;
   std::uint32_t generation = 0;
+  int fd = -1;
   explicit operator bool() const noexcept { return source != nullptr; }
 };
 

@@ -51,7 +51,12 @@ std::error_code Reactor::register_fd(int fd, SourceHandle& out) {
       if (slots_in_use_ == kChunkSize * kMaxChunks)
         return std::make_error_code(std::errc::too_many_files_open);
       index = slots_in_use_++;
-      if (index % kChunkSize == 0) chunks_[index / kChunkSize].store(new Chunk, std::memory_order_release);
+      if (index % kChunkSize == 0) {
+        auto* chunk = new Chunk;
+        for (std::uint32_t i = 0; i < kChunkSize; ++i)
+          chunk->sources[i].slot = index + i;
+        chunks_[index / kChunkSize].store(chunk, std::memory_order_release);
+      }
     }
   }
   IoSource* source = slot(index);
@@ -59,7 +64,6 @@ std::error_code Reactor::register_fd(int fd, SourceHandle& out) {
   {
     std::lock_guard lock(source->mutex);
     source->fd = fd;
-    source->slot = index;
     for (auto& d : source->directions)
       d.signal();  // a fresh fd is tried before anyone waits
     generation = source->generation.load(std::memory_order_relaxed);
@@ -76,7 +80,7 @@ std::error_code Reactor::register_fd(int fd, SourceHandle& out) {
     return ec;
   }
   registered_.fetch_add(1, std::memory_order_relaxed);
-  out = SourceHandle{this, source, generation};
+  out = SourceHandle{this, source, generation, fd};
   return {};
 }
 
@@ -90,6 +94,7 @@ void Reactor::deregister(const SourceHandle& handle) noexcept {
     source->fd = -1;
     for (auto& d : source->directions) {
       d.signal();
+      d.wake_parked();
       d.waiters.wake_all();
     }
   }
@@ -102,25 +107,51 @@ WakeReason Reactor::wait_ready(const SourceHandle& handle, Interest direction, s
                                std::optional<Deadline> deadline) {
   IoSource* source = handle.source;
   auto& d = source->directions[IoSource::index(direction)];
-  std::unique_lock lock(source->mutex);
-  if (source->generation.load(std::memory_order_relaxed) != handle.generation || !d.clear_if_unchanged(seen))
-    return WakeReason::notified;  // closed meanwhile, or an event came since `seen`: retry
-  const int fd = source->fd;
+  if (source->generation.load(std::memory_order_acquire) != handle.generation || !d.clear_if_unchanged(seen))
+    return WakeReason::notified;   // closed meanwhile, or an event came since `seen`: retry
+  Fiber* self = Fiber::current();  // AsyncFd waits only from fibers
+  ParkedFiber record{self, self->prepare_wait()};
+  if (!d.try_park(record)) [[unlikely]] {
+    // Another fiber is parked here: queue behind it. Only a cancellation can have won this unpublished
+    // wait meanwhile, and then suspend() lets that wake complete and reports it.
+    if (!self->withdraw_wait(record.ticket)) return self->suspend(record.ticket);
+    return wait_queued(handle, d, seen, deadline);
+  }
+  // Parked first, then the epoch again: a Dekker pair with signal() + wake_parked() (io_source.hpp).
+  if (IoSource::Direction::epoch(d.state.load(std::memory_order_seq_cst)) !=
+      IoSource::Direction::epoch(seen)) {
+    // An event raced in: take the record back and retry, unless a waker already has it.
+    if (d.unpark(record) && self->withdraw_wait(record.ticket)) return WakeReason::notified;
+    return self->suspend(record.ticket);  // the wait is won (or being won): let that wake complete
+  }
+  // Arming after parking: an event that comes before the arm still finds us parked.
   const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | source->slot;
-  // Queue first, then announce, then look at the epoch again: a Dekker pair with signal(), which bumps the
-  // epoch, then looks at `waiting`. One of the two sees the other. Wakers touch the waiter only under the
-  // lock we hold, so its wait can be opened after the check.
+  if (backend_->arm(handle.fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
+  const WakeReason why = self->suspend_until(record.ticket, deadline);
+  d.unpark(record);  // a timeout or cancellation left it there; a waker has already taken it
+  return why;
+}
+
+WakeReason Reactor::wait_queued(const SourceHandle& handle, IoSource::Direction& d, std::uint32_t seen,
+                                std::optional<Deadline> deadline) {
+  IoSource* source = handle.source;
+  std::unique_lock lock(source->mutex);
+  if (source->generation.load(std::memory_order_relaxed) != handle.generation) return WakeReason::notified;
+  const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | source->slot;
+  const Interest direction = &d == &source->directions[1] ? Interest::write : Interest::read;
+  // Queue first, then announce, then look at the epoch again: the same Dekker pair with signal(), which
+  // bumps the epoch, then looks at `waiting`. Wakers touch the waiter only under the lock we hold, so its
+  // wait can be opened after the check.
   Waiter waiter;
   d.waiters.push_back(waiter);
   d.waiting.fetch_add(1, std::memory_order_seq_cst);
   WakeReason why = WakeReason::notified;  // an event raced in: retry at once
   if (IoSource::Direction::epoch(d.state.load(std::memory_order_seq_cst)) ==
       IoSource::Direction::epoch(seen)) {
-    Fiber* self = Fiber::current();  // AsyncFd waits only from fibers
+    Fiber* self = Fiber::current();
     waiter.fiber = self;
     waiter.ticket = self->prepare_wait();
-    // Arming after queueing: an event that comes before the arm still finds us in the list.
-    if (backend_->arm(fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
+    if (backend_->arm(handle.fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
     lock.unlock();
     why = self->suspend_until(waiter.ticket, deadline);
     lock.lock();
@@ -140,7 +171,9 @@ void Reactor::dispatch(const ReadinessEvent& event) noexcept {
   for (int i = 0; i < 2; ++i) {
     if (!fired[i]) continue;
     auto& d = source->directions[i];
-    if (!d.signal(closed[i])) continue;  // nobody waits: no lock
+    const bool queued = d.signal(closed[i]);
+    d.wake_parked();  // a wake that lands after a deregistration is spurious, and harmless: waiters retry
+    if (!queued) continue;  // nobody queued behind the parked fiber: no lock
     std::lock_guard lock(source->mutex);
     if (source->generation.load(std::memory_order_relaxed) == generation) d.waiters.wake_all();
   }
