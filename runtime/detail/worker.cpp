@@ -20,7 +20,7 @@ constexpr auto kStackTrimPeriod = std::chrono::seconds(1);
 Worker::Worker(Scheduler& scheduler, std::uint32_t index, std::unique_ptr<Backend> backend)
     : FiberThread(index, scheduler.config().stack_size, scheduler.config().io_budget),
       scheduler_(scheduler),
-      stealing_(scheduler.config().work_stealing),
+      stealing_(scheduler.config().work_stealing && scheduler.config().threads > 1),  // nobody to steal from
       event_interval_(scheduler.config().event_interval),
       reactor_(std::move(backend)),
       rng_(0x9E3779B97F4A7C15ull * (index + 1)) {}
