@@ -316,6 +316,54 @@ TEST_CASE("a plain thread blocks on a channel fed by fibers") {
   CHECK(count == 100);
 }
 
+TEST_CASE("a plain thread's deadline is kept: recv_until, wait_until and try_acquire_until time out") {
+  // The headers promise use from any thread; a plain thread used to sleep past the deadline until
+  // notified. Each wait gets 100 ms and must give up well before 1.5 s, reporting the timeout.
+  fiberio::Channel<int> ch{1};
+  fiberio::Event event;
+  fiberio::Semaphore semaphore{0};
+  auto elapsed = [](auto wait) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool got = wait(fiberio::Clock::now() + 100ms);
+    const auto end = std::chrono::steady_clock::now();
+    return std::pair{got, end - start};
+  };
+  const auto [received, recv_took] =
+      elapsed([&](fiberio::Deadline d) { return ch.recv_until(d).has_value(); });
+  const auto [set, wait_took] = elapsed([&](fiberio::Deadline d) { return event.wait_until(d); });
+  const auto [acquired, acquire_took] =
+      elapsed([&](fiberio::Deadline d) { return semaphore.try_acquire_until(d); });
+  CHECK_FALSE(received);
+  CHECK_FALSE(set);
+  CHECK_FALSE(acquired);
+  CHECK(recv_took >= 100ms);
+  CHECK(recv_took < 1500ms);
+  CHECK(wait_took >= 100ms);
+  CHECK(wait_took < 1500ms);
+  CHECK(acquire_took >= 100ms);
+  CHECK(acquire_took < 1500ms);
+}
+
+TEST_CASE("a plain thread woken just as its deadline passes gets exactly one outcome") {
+  // A release() racing the thread's timeout: the permit is either taken (true) or left for the next
+  // acquirer (the waker moves on when the thread has timed out), never lost or doubled.
+  fiberio::Semaphore semaphore{0};
+  int acquired = 0;
+  for (int round = 0; round < 200; ++round) {
+    std::thread releaser([&] {
+      std::this_thread::sleep_for(std::chrono::microseconds(round % 20 * 50));
+      semaphore.release();
+    });
+    if (semaphore.try_acquire_until(fiberio::Clock::now() + std::chrono::microseconds(500))) ++acquired;
+    releaser.join();
+  }
+  // Every permit not taken by a timed wait is still there.
+  int left = 0;
+  while (semaphore.try_acquire())
+    ++left;
+  CHECK(acquired + left == 200);
+}
+
 TEST_CASE("wait group waits for all") {
   fiberio::Runtime rt{fiberio::Config{.threads = 2}};
   fiberio::WaitGroup wg;

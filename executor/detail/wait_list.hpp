@@ -11,17 +11,47 @@
 #include <fiberio/executor/clock.hpp>
 #include <fiberio/executor/detail/fiber.hpp>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <ctime>
 #include <mutex>
 #include <optional>
 
 namespace fiberio::detail {
 
+// A plain thread's wait on a futex word: sleeps while `word` holds `expected`, until woken or `deadline`
+// (steady_clock is CLOCK_MONOTONIC, so the deadline is passed as an absolute time). Raw futex calls on
+// both sides: std::atomic::wait() has no timeout, and its notify may skip the wake-up of a sleeper that
+// it did not count.
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                       std::optional<Deadline> deadline) noexcept {
+  timespec at{};
+  const timespec* timeout = nullptr;
+  if (deadline && *deadline != Deadline::max()) {
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
+    at = timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    timeout = &at;
+  }
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE, expected, timeout,
+            nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+inline void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
 struct Waiter {
+  static constexpr std::uint32_t kThreadWaiting = 0, kThreadWoken = 1, kThreadTimedOut = 2;
+
   Fiber* fiber = nullptr;  // nullptr: a plain thread waits on `thread_woken`
   std::uint64_t ticket = 0;
-  std::atomic<std::uint32_t> thread_woken{0};
+  std::atomic<std::uint32_t> thread_woken{kThreadWaiting};
   Waiter* prev = nullptr;
   Waiter* next = nullptr;
   bool linked = false;
@@ -29,8 +59,11 @@ struct Waiter {
   // True if this call woke the waiter (false: it was already woken, timed out or cancelled).
   bool wake(WakeReason why = WakeReason::notified) noexcept {
     if (fiber) return fiber->wake(ticket, why);
-    if (thread_woken.exchange(1, std::memory_order_release) != 0) return false;
-    thread_woken.notify_one();
+    // Only one of this and the thread's own timeout moves the word off kThreadWaiting.
+    std::uint32_t expected = kThreadWaiting;
+    if (!thread_woken.compare_exchange_strong(expected, kThreadWoken, std::memory_order_acq_rel))
+      return false;
+    futex_wake_one(thread_woken);
     return true;
   }
 };
@@ -86,7 +119,8 @@ class WaitList {
 // the fiber is cancelled. `lock` guards `list`: held on entry, held again on return, the waiter unlinked.
 // `before_suspend` runs after the waiter is queued and `lock` released (a condition variable releases the
 // user's mutex there). Returns why it woke; throws nothing (callers decide whether cancellation throws).
-// A plain thread has no deadline and cannot be cancelled: it waits until notified.
+// A plain thread sleeps on a futex until notified or the deadline; it cannot be cancelled. As with a
+// fiber, exactly one of the wake-up and the timeout wins: a waker that finds the thread timed out moves on.
 template <class BeforeSuspend>
 WakeReason suspend_on(WaitList& list, std::unique_lock<std::mutex>& lock, std::optional<Deadline> deadline,
                       BeforeSuspend&& before_suspend) {
@@ -103,8 +137,16 @@ WakeReason suspend_on(WaitList& list, std::unique_lock<std::mutex>& lock, std::o
   if (self) {
     why = self->suspend_until(waiter.ticket, deadline);
   } else {
-    while (waiter.thread_woken.load(std::memory_order_acquire) == 0) {
-      waiter.thread_woken.wait(0, std::memory_order_acquire);
+    while (waiter.thread_woken.load(std::memory_order_acquire) == Waiter::kThreadWaiting) {
+      if (deadline && Clock::now() >= *deadline) {
+        std::uint32_t expected = Waiter::kThreadWaiting;
+        if (waiter.thread_woken.compare_exchange_strong(expected, Waiter::kThreadTimedOut,
+                                                        std::memory_order_acq_rel)) {
+          why = WakeReason::timeout;
+        }
+        break;  // timed out, or a waker won just before: either way the wait is over
+      }
+      futex_wait(waiter.thread_woken, Waiter::kThreadWaiting, deadline);
     }
   }
   lock.lock();
