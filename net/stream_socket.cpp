@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <vector>
 
@@ -92,14 +93,23 @@ IoResult<void> StreamSocket::writev_all(std::span<const std::span<const std::byt
   }
 }
 
-IoResult<void> StreamSocket::shutdown_write() {
-  if (::shutdown(fd_.fd(), SHUT_WR) != 0) return std::unexpected(detail::last_error());
+namespace {
+
+// ENOTCONN: the peer reset (or the connection otherwise ended), so there is nothing left to shut down;
+// that is done, not an error (tokio treats it alike). Other errors (EBADF: closed) are reported.
+IoResult<void> shutdown_socket(int fd, int how) {
+  if (::shutdown(fd, how) != 0 && errno != ENOTCONN) return std::unexpected(detail::last_error());
   return {};
 }
 
+}  // namespace
+
+IoResult<void> StreamSocket::shutdown_write() {
+  return shutdown_socket(fd_.fd(), SHUT_WR);
+}
+
 IoResult<void> StreamSocket::shutdown_both() {
-  if (::shutdown(fd_.fd(), SHUT_RDWR) != 0) return std::unexpected(detail::last_error());
-  return {};
+  return shutdown_socket(fd_.fd(), SHUT_RDWR);
 }
 
 IoResult<SocketAddress> StreamSocket::local_addr() const {

@@ -56,9 +56,10 @@ class StreamSocket {
                             std::optional<Deadline> deadline = {});
 
   // Half-close: the peer reads end of stream once it has read everything sent before; this side can still
-  // read. Unblocks nothing on this side.
+  // read. Unblocks nothing on this side. On a connection the peer already reset or closed entirely there
+  // is nothing to shut down: that succeeds (the kernel's ENOTCONN is not reported).
   IoResult<void> shutdown_write();
-  // Both directions (wakes a fiber of this stream blocked in read: it sees end of stream).
+  // Both directions (wakes a fiber of this stream blocked in read: it sees end of stream); likewise.
   IoResult<void> shutdown_both();
 
   IoResult<SocketAddress> local_addr() const;
