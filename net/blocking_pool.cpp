@@ -28,18 +28,21 @@ void BlockingPool::thread_main(std::shared_ptr<State> state) {
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
   std::unique_lock lock(state->mutex);
+  // More threads than the limit (it was lowered): this one leaves before it takes another job.
+  auto surplus = [&] { return state->threads > state->max_threads; };
   for (;;) {
+    if (surplus()) break;
     if (state->jobs.empty()) {
       // Idle for idle_timeout (re-read on each wake-up, so set_limits applies to waiting threads): exit.
       const auto idle_since = std::chrono::steady_clock::now();
       bool expired = false;
       ++state->idle;
-      while (state->jobs.empty() && !expired) {
+      while (state->jobs.empty() && !expired && !surplus()) {
         expired = state->work.wait_until(lock, idle_since + state->idle_timeout) == std::cv_status::timeout &&
                   state->jobs.empty();
       }
       --state->idle;
-      if (expired) break;
+      if (expired || surplus()) break;
     }
     auto job = std::move(state->jobs.front());
     state->jobs.pop_front();
@@ -49,6 +52,9 @@ void BlockingPool::thread_main(std::shared_ptr<State> state) {
     lock.lock();
   }
   --state->threads;
+  // A job this thread was woken for, but left queued, goes to another thread (at least one remains:
+  // a surplus thread leaves only while more than max_threads >= 1 exist).
+  if (!state->jobs.empty()) state->work.notify_one();
 }
 
 BlockingPool::BlockingPool() : state_(std::make_shared<State>()) {}

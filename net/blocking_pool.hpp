@@ -14,8 +14,9 @@
 // thread with no job for idle_timeout (10 s) exits, so an idle process keeps no pool threads. Pool threads
 // block every signal, so signalfd-based listeners (signals.hpp) never lose a signal to them.
 // Thread-safety: every function here may be called from any fiber or thread.
-// Invariants: threads <= max_threads; a queued job is taken by exactly one thread; the pool's state
-// outlives every pool thread (each holds a reference to it).
+// Invariants: no job starts while threads > max_threads (after set_limits lowers the limit, idle threads
+// above it leave at once and busy ones when their job ends); a queued job is taken by exactly one thread; the
+// pool's state outlives every pool thread (each holds a reference to it).
 #pragma once
 
 #include <fiberio/executor/event.hpp>
@@ -48,7 +49,8 @@ class BlockingPool {
   void submit(std::move_only_function<void()> job);  // `job` must not throw
 
   BlockingPoolStats stats() const;
-  // Tuning and tests: the thread limit (>= 1) and how long an idle thread waits before it exits.
+  // Tuning and tests: the thread limit (>= 1) and how long an idle thread waits before it exits. A lower
+  // limit applies at once to idle threads and to busy ones as they finish.
   void set_limits(std::size_t max_threads, std::chrono::milliseconds idle_timeout);
 
  private:

@@ -22,8 +22,8 @@ fiberio::detail::BlockingPool& pool() {
 
 // Waits (boundedly) until `pred` holds.
 template <class Pred>
-bool eventually(Pred pred) {
-  const auto give_up = std::chrono::steady_clock::now() + 20s;
+bool eventually(Pred pred, std::chrono::milliseconds limit = 20s) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
     if (std::chrono::steady_clock::now() > give_up) return false;
     std::this_thread::sleep_for(1ms);
@@ -102,6 +102,38 @@ TEST_CASE("blocking: the pool grows to the demand, stays bounded, and trims idle
   CHECK(eventually([] { return pool().stats().threads == 0; }));
   // And it starts again on demand.
   CHECK(fiberio::spawn_blocking([] { return 1; }) == 1);
+  pool().set_limits(64, 10'000ms);
+}
+
+TEST_CASE("blocking: lowering the limit below the live threads is enforced") {
+  // Four idle threads, then set_limits(2): the extra two leave, and three jobs run at most two at a time.
+  pool().set_limits(8, 10'000ms);
+  std::latch four_running(4);
+  std::atomic<int> running{0}, peak{0};
+  auto note_running = [&] {
+    const int now = ++running;
+    int p = peak.load();
+    while (p < now && !peak.compare_exchange_weak(p, now)) {
+    }
+  };
+  for (int i = 0; i < 4; ++i)
+    pool().submit([&] {
+      four_running.count_down();
+      four_running.wait();
+    });
+  REQUIRE(eventually([] { return pool().stats().idle >= 4; }));
+  pool().set_limits(2, 10'000ms);  // idle threads would otherwise stay for their 10 s
+  std::latch done(3);
+  for (int i = 0; i < 3; ++i)
+    pool().submit([&] {
+      note_running();
+      std::this_thread::sleep_for(30ms);
+      --running;
+      done.count_down();
+    });
+  done.wait();
+  CHECK(peak.load() <= 2);
+  CHECK(eventually([] { return pool().stats().threads <= 2; }, 2s));
   pool().set_limits(64, 10'000ms);
 }
 
