@@ -11,8 +11,10 @@
 // (spawn + join, the calling fiber suspends, the worker keeps running): it never deadlocks.
 // fiberio::block_on() (free function) drives a one-worker runtime on the calling thread itself, like
 // async-io's block_on; calling it from a fiber is an error (std::logic_error), as it would stall a worker.
-// Shutdown (shutdown() or the destructor) cancels every fiber, repeatedly, until all have unwound, then
-// joins the workers. Thread-safety: every member may be called from any thread.
+// Shutdown (shutdown() or the destructor) cancels every fiber once, and again only one that swallowed
+// Cancelled and blocks outside any handler (never one that is unwinding: waits in destructors work),
+// until all have unwound; then it joins the workers. Thread-safety: every member may be called from any
+// thread.
 #pragma once
 
 #include <fiberio/runtime/config.hpp>

@@ -541,3 +541,62 @@ TEST_CASE("a pending cancellation is delivered by a wait whose deadline has alre
   h.cancel();
   CHECK_THROWS_AS(h.join(), fiberio::Cancelled);
 }
+
+TEST_CASE("shutdown cancels a fiber once: a wait in a destructor that runs because of it is not cancelled") {
+  // The fiber's guard locks a fiberio::Mutex in its destructor, while Cancelled unwinds it; a plain thread
+  // holds that mutex for 60 ms. Shutdown used to cancel every live fiber every 10 ms, so the lock in the
+  // destructor threw a second Cancelled and the process terminated.
+  for (std::uint32_t threads : {1u, 2u}) {
+    fiberio::Mutex mutex;
+    std::atomic<bool> held{false}, guard_locked{false};
+    fiberio::Event sleeping;
+    std::thread holder;
+    {
+      fiberio::Runtime rt{fiberio::Config{.threads = threads}};
+      rt.spawn([&] {
+          struct Guard {
+            fiberio::Mutex& mutex;
+            std::atomic<bool>& locked;
+            ~Guard() {
+              mutex.lock();  // suspends for ~60 ms, during the unwinding
+              locked = true;
+              mutex.unlock();
+            }
+          } guard{mutex, guard_locked};
+          sleeping.set();
+          fiberio::sleep_for(1h);  // cancelled by the shutdown below
+        }).detach();
+      sleeping.wait();
+      holder = std::thread([&] {
+        mutex.lock();
+        held = true;
+        std::this_thread::sleep_for(60ms);
+        mutex.unlock();
+      });
+      while (!held)
+        std::this_thread::sleep_for(1ms);
+    }  // shutdown
+    holder.join();
+    CHECK(guard_locked);
+  }
+}
+
+TEST_CASE("shutdown cancels again a fiber that swallowed Cancelled and blocks once more") {
+  // Outside any handler the fiber is an ordinary blocked fiber again: shutdown must not wait for it forever.
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  std::atomic<int> swallowed{0};
+  fiberio::Event started;
+  rt.spawn([&] {
+      started.set();
+      for (;;) {
+        try {
+          fiberio::sleep_for(1h);
+        } catch (const fiberio::Cancelled&) {
+          if (++swallowed == 3) throw;
+        }
+      }
+    }).detach();
+  started.wait();
+  rt.shutdown();
+  CHECK(swallowed == 3);
+}

@@ -45,7 +45,10 @@ WakeReason Fiber::suspend(std::uint64_t ticket) noexcept {
   if (cancel_pending_.load(std::memory_order_seq_cst)) wake(ticket, WakeReason::cancelled);
   switch_out(Exit::waiting);
   const WakeReason why = reason_.load(std::memory_order_relaxed);
-  if (why == WakeReason::cancelled) cancel_pending_.store(false, std::memory_order_relaxed);
+  if (why == WakeReason::cancelled) {
+    cancel_pending_.store(false, std::memory_order_relaxed);
+    in_exception_.store(true, std::memory_order_release);  // about to throw: its next switch-out says more
+  }
   return why;
 }
 

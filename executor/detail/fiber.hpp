@@ -112,6 +112,10 @@ class Fiber {
   bool take_cancel() noexcept { return cancel_pending_.exchange(false, std::memory_order_acq_rel); }
   // Any thread: whether a cancellation is pending (a stop token for loops that never block).
   bool cancel_requested() const noexcept { return cancel_pending_.load(std::memory_order_acquire); }
+  // Any thread: whether the fiber, at its last switch-out, was inside a catch handler or unwinding (or
+  // has just been handed a cancellation it is about to throw). Shutdown does not cancel such a fiber
+  // again: a wait in a destructor that runs because of the first Cancelled must work.
+  bool in_exception() const noexcept { return in_exception_.load(std::memory_order_acquire); }
 
   // --- completion ---
   bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
@@ -180,6 +184,7 @@ class Fiber {
     void* caught_exceptions = nullptr;
     unsigned int uncaught_exceptions = 0;
   } exception_state_;
+  std::atomic<bool> in_exception_{false};  // see in_exception(); written by the fiber and its thread
   // Debug builds: set while a thread runs this fiber, to catch a double resume.
   std::atomic<bool> on_cpu_{false};
 

@@ -90,6 +90,9 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
   fiber.context_ = switch_context(std::move(fiber.context_));
   finish_switch(asan_fake_stack_);
   std::swap(*thread_exceptions, fiber.exception_state_);
+  fiber.in_exception_.store(
+      fiber.exception_state_.caught_exceptions != nullptr || fiber.exception_state_.uncaught_exceptions != 0,
+      std::memory_order_release);
   running_ = nullptr;
 #ifndef NDEBUG
   fiber.on_cpu_.store(false, std::memory_order_release);

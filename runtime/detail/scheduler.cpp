@@ -52,6 +52,7 @@ void schedule(Fiber& fiber) noexcept {
 }
 
 void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
+  bool start_cancelled;
   {
     std::lock_guard lock(registry_mutex_);
     if (stopped_.load(std::memory_order_acquire)) {
@@ -62,9 +63,10 @@ void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
     if (registry_head_) registry_head_->registry_prev = fiber;
     registry_head_ = fiber;
     live_.fetch_add(1, std::memory_order_relaxed);
+    start_cancelled = fiber->shutdown_cancelled = stopping();
   }
   // A fiber spawned during shutdown starts cancelled: it unwinds at its first suspension.
-  if (stopping()) fiber->request_cancel();
+  if (start_cancelled) fiber->request_cancel();
 
   Worker* here = Worker::current();
   if (here && &here->scheduler() != this) here = nullptr;
@@ -120,8 +122,13 @@ void Scheduler::on_finished(Task* fiber) noexcept {
 
 void Scheduler::cancel_all() {
   std::lock_guard lock(registry_mutex_);
-  for (Task* f = registry_head_; f; f = f->registry_next)
+  for (Task* f = registry_head_; f; f = f->registry_next) {
+    // Every fiber is cancelled once. Again only if it swallowed that Cancelled and blocks once more
+    // outside any handler: never while it unwinds (a wait in a destructor must work, design.md).
+    if (f->shutdown_cancelled && (f->cancel_requested() || f->in_exception())) continue;
+    f->shutdown_cancelled = true;
     f->request_cancel();
+  }
 }
 
 void Scheduler::shutdown() {

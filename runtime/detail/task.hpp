@@ -33,6 +33,7 @@ class Task : public Fiber {
   // The scheduler's registry of live fibers (what shutdown cancels).
   Task* registry_prev = nullptr;
   Task* registry_next = nullptr;
+  bool shutdown_cancelled = false;  // shutdown has cancelled it once (under the registry lock)
 
  private:
   Scheduler& scheduler_;
