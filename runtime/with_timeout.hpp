@@ -3,37 +3,82 @@
 //   auto r = fiberio::with_timeout(100ms, [&] { return stream.read_exact(buf); });
 //   if (!r && r.error() == std::errc::timed_out) ...
 //
-// The callable runs in a child fiber on the same runtime; at the deadline the child is cancelled (its
-// blocking call throws Cancelled and it unwinds) and with_timeout returns std::errc::timed_out once the
-// child has finished unwinding. A child that finishes in time returns its value; its exceptions other
-// than Cancelled propagate. If the calling fiber is cancelled, the child is cancelled too.
+// The callable runs in a child fiber on the same runtime. It always gets to run, up to its first wait,
+// before a deadline can stop it, so a callable that returns at once returns its value even with a
+// deadline that has already passed (a ready result wins, as tokio's timeout polls its future first). At
+// the deadline the child is cancelled (its blocking call throws Cancelled and it unwinds) and
+// with_timeout returns std::errc::timed_out once the child has finished unwinding. A child that finishes
+// in time returns its value; its exceptions other than Cancelled propagate. If the calling fiber is
+// cancelled, the child is cancelled too and with_timeout rethrows Cancelled only once the child has
+// finished: whatever the child captured by reference from the caller's frame stays valid for its whole
+// life, whichever way it ends.
 // Call it from a fiber. Thread-safety: as spawn().
 #pragma once
 
 #include <fiberio/executor/cancelled.hpp>
 #include <fiberio/executor/clock.hpp>
+#include <fiberio/executor/event.hpp>
 #include <fiberio/runtime/runtime.hpp>
 
 #include <chrono>
 #include <expected>
+#include <functional>
 #include <system_error>
+#include <type_traits>
 
 namespace fiberio {
+
+namespace detail {
+
+// Waits until `child` has finished, even if the calling fiber is cancelled meanwhile (each further
+// cancellation is passed on to the child); true if the caller was cancelled while it waited.
+template <class R>
+bool wait_out(JoinHandle<R>& child) {
+  bool cancelled = false;
+  for (;;) {
+    try {
+      while (!child.wait_until(Deadline::max())) {
+      }
+      return cancelled;
+    } catch (const Cancelled&) {
+      cancelled = true;
+      child.cancel();
+    }
+  }
+}
+
+}  // namespace detail
 
 template <class Rep, class Period, class F>
 std::expected<detail::SpawnResult<F>, std::error_code> with_timeout(std::chrono::duration<Rep, Period> limit,
                                                                     F&& fn) {
   using R = detail::SpawnResult<F>;
   const Deadline deadline = deadline_after(limit);
-  auto child = fiberio::spawn(std::forward<F>(fn), SpawnOptions{"with_timeout", std::nullopt});
-  bool finished;
+  Event started;  // lives until the child has finished: with_timeout never returns before that
+  auto child = fiberio::spawn(
+      [&started, f = std::decay_t<F>(std::forward<F>(fn))]() mutable -> R {
+        started.set();
+        return std::invoke(f);
+      },
+      SpawnOptions{"with_timeout", std::nullopt});
+  bool timed_out = false;
+  bool caller_cancelled = false;
   try {
-    finished = child.wait_until(deadline);
+    if (!child.wait_until(deadline)) {
+      // The child runs at least up to its first wait: a ready result wins. (A child cancelled before it
+      // ever ran, as one spawned during shutdown is, never starts: look every millisecond for its end.)
+      while (!started.wait_until(Clock::now() + std::chrono::milliseconds(1)) &&
+             !child.wait_until(Clock::now())) {
+      }
+      timed_out = !child.wait_until(Clock::now());
+      if (timed_out) child.cancel();
+    }
   } catch (const Cancelled&) {
+    caller_cancelled = true;
     child.cancel();
-    throw;
   }
-  if (!finished) child.cancel();
+  caller_cancelled = detail::wait_out(child) || caller_cancelled;
+  if (caller_cancelled) throw Cancelled{};  // the child has finished: nothing it captured dangles
   try {
     if constexpr (std::is_void_v<R>) {
       child.join();
@@ -42,7 +87,7 @@ std::expected<detail::SpawnResult<F>, std::error_code> with_timeout(std::chrono:
       return child.join();
     }
   } catch (const Cancelled&) {
-    if (finished) throw;  // the child was cancelled by someone else
+    if (!timed_out) throw;  // the child was cancelled by someone else
     return std::unexpected(std::make_error_code(std::errc::timed_out));
   }
 }

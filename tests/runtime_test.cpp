@@ -600,3 +600,56 @@ TEST_CASE("shutdown cancels again a fiber that swallowed Cancelled and blocks on
   rt.shutdown();
   CHECK(swallowed == 3);
 }
+
+TEST_CASE("with_timeout: a cancelled caller returns only once the child has unwound") {
+  // The child locks a fiberio::Mutex that lives in the caller's frame (the [&] pattern of docs/guide.md).
+  // with_timeout used to rethrow at once, so the child's unlock ran on a dead mutex (EINVAL, terminate).
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  std::atomic<bool> child_done{false}, caller_returned{false}, child_outlived_caller{false};
+  fiberio::Event child_waiting;
+  auto caller = rt.spawn([&] {
+    fiberio::Mutex mutex;
+    try {
+      (void)fiberio::with_timeout(10s, [&] {
+        std::lock_guard lock(mutex);
+        struct Check {
+          std::atomic<bool>& caller_returned;
+          std::atomic<bool>& outlived;
+          std::atomic<bool>& done;
+          ~Check() {
+            fiberio::sleep_for(20ms);  // a wait while unwinding: the caller must still be waiting for us
+            if (caller_returned) outlived = true;
+            done = true;
+          }
+        } check{caller_returned, child_outlived_caller, child_done};
+        child_waiting.set();
+        fiberio::sleep_for(1h);
+      });
+    } catch (const fiberio::Cancelled&) {
+      caller_returned = true;
+      return child_done.load();
+    }
+    return false;
+  });
+  child_waiting.wait();
+  caller.cancel();
+  CHECK(caller.join());
+  CHECK_FALSE(child_outlived_caller);
+}
+
+TEST_CASE("with_timeout: a deadline already passed still lets a callable that returns at once win") {
+  // Used to report timed_out about 1 in 100 with stealing: another worker stole the child before it ran,
+  // and the caller cancelled it unstarted.
+  for (bool stealing : {false, true}) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 4, .work_stealing = stealing}};
+    const int won = rt.block_on([] {
+      int n = 0;
+      for (int i = 0; i < 500; ++i) {
+        auto r = fiberio::with_timeout(0ms, [i] { return i; });
+        if (r && *r == i) ++n;
+      }
+      return n;
+    });
+    CHECK(won == 500);
+  }
+}
