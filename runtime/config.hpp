@@ -29,7 +29,8 @@ struct Config {
   // builds use 4x because instrumented frames are larger.
   std::size_t stack_size = default_stack_size();
   // Fiber runs between two looks at the inbox, timers and the backend while ready fibers keep a worker
-  // busy (61, as Go: prime, so it does not beat with periodic producers).
+  // busy (61, as Go: prime, so it does not beat with periodic producers). Yielded fibers do not wait for
+  // it: they run again after the worker's next look, taken as soon as nothing else is queued.
   std::uint32_t event_interval = 61;
   // Ready I/O operations a fiber may do in one turn before it yields (tokio's cooperative budget).
   std::uint32_t io_budget = 128;

@@ -4,6 +4,7 @@
 
 #include <fiberio/fiberio.hpp>
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -651,5 +652,39 @@ TEST_CASE("with_timeout: a deadline already passed still lets a callable that re
       return n;
     });
     CHECK(won == 500);
+  }
+}
+
+TEST_CASE("yield lets I/O in: a fiber waiting on an fd that became ready runs after the next yield") {
+  // One worker: B waits to read a pipe; A makes the pipe readable itself, then yields in a loop until B
+  // has run. A yielded fiber waits for the worker's next look at its backend, so B runs after A's first
+  // yield (it used to take up to event_interval - 2 = 59, the worker looking at its backend only every
+  // 61st run).
+  for (std::uint32_t interval : {61u, 7u}) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 1, .event_interval = interval}};
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+    fiberio::AsyncFd read_end{fds[0]};
+    std::atomic<bool> b_parked{false}, b_done{false};
+    auto b = rt.spawn([&] {
+      std::byte byte[1];
+      b_parked = true;
+      auto n = read_end.read(byte, fiberio::Clock::now() + 10s);
+      b_done = true;
+      return n && *n == 1;
+    });
+    auto a = rt.spawn([&] {
+      while (!b_parked)
+        fiberio::yield();
+      fiberio::yield();  // B has run up to its read and parked
+      if (::write(fds[1], "x", 1) != 1) return -1;
+      int yields = 0;
+      for (; !b_done && yields < 1000; ++yields)
+        fiberio::yield();
+      return yields;
+    });
+    CHECK(b.join());
+    CHECK(a.join() == 1);
+    ::close(fds[1]);
   }
 }

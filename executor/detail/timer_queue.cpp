@@ -10,7 +10,9 @@ TimerQueue::~TimerQueue() {
 TimerHandle TimerQueue::insert(Deadline deadline, Fiber& fiber, std::uint64_t ticket) {
   fiber.add_ref();
   std::lock_guard lock(mutex_);
-  return heap_.insert(deadline, Entry{&fiber, ticket});
+  const TimerHandle handle = heap_.insert(deadline, Entry{&fiber, ticket});
+  size_.store(heap_.size(), std::memory_order_relaxed);
+  return handle;
 }
 
 void TimerQueue::cancel(TimerHandle handle) {
@@ -18,6 +20,7 @@ void TimerQueue::cancel(TimerHandle handle) {
   {
     std::lock_guard lock(mutex_);
     entry = heap_.cancel(handle);
+    size_.store(heap_.size(), std::memory_order_relaxed);
   }
   if (entry) entry->fiber->release();
 }
@@ -34,17 +37,13 @@ std::size_t TimerQueue::fire_expired(Deadline now) {
     {
       std::lock_guard lock(mutex_);
       entry = heap_.pop_expired(now);
+      size_.store(heap_.size(), std::memory_order_relaxed);
     }
     if (!entry) return fired;
     entry->fiber->wake(entry->ticket, WakeReason::timeout);
     entry->fiber->release();
     ++fired;
   }
-}
-
-std::size_t TimerQueue::size() const {
-  std::lock_guard lock(mutex_);
-  return heap_.size();
 }
 
 }  // namespace fiberio::detail

@@ -8,6 +8,8 @@
 #include <fiberio/executor/detail/fiber.hpp>
 #include <fiberio/executor/detail/timer_heap.hpp>
 
+#include <atomic>
+#include <cstddef>
 #include <mutex>
 #include <optional>
 
@@ -27,7 +29,9 @@ class TimerQueue {
   std::optional<Deadline> earliest() const;
   // Fires every timer due at `now`; returns how many fired.
   std::size_t fire_expired(Deadline now);
-  std::size_t size() const;
+  // Pending timers, without the lock (one relaxed load: the owner's "any timers?" test on every turn of
+  // its loop). Exact for the owning worker, which alone inserts; a cancel from another thread may lag.
+  std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
 
  private:
   struct Entry {
@@ -38,6 +42,7 @@ class TimerQueue {
 
   mutable std::mutex mutex_;
   TimerHeap<Entry> heap_;
+  std::atomic<std::size_t> size_{0};  // heap_.size(), stored under mutex_ after each change
 };
 
 // A timer armed for one wait, cancelled when the wait ends (whatever woke it).

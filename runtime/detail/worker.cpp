@@ -34,7 +34,7 @@ __attribute__((always_inline)) inline void Worker::run_task(Task* task) {
       if (task->switched_out()) scheduler_.schedule(task);
       return;
     case Fiber::Exit::yielding:
-      push_local(task, false);
+      deferred_.push_back(task);  // after the next look at I/O and timers (next_task)
       return;
     case Fiber::Exit::finished:
       task->complete();
@@ -69,8 +69,7 @@ Task* Worker::next_task() {
   ++tick_;
   if (tick_ % event_interval_ == 0) {
     // Fairness: a worker busy with ready fibers still looks at I/O, timers and its inbox regularly.
-    poll_events(std::chrono::nanoseconds::zero());
-    fire_timers();
+    look_around();
     if (Task* task = pop_inbox()) return task;
   }
   if (lifo_) {
@@ -84,9 +83,24 @@ Task* Worker::next_task() {
   }
   lifo_streak_ = 0;
   if (Task* task = queue_.pop()) return task;
+  if (!deferred_.empty()) {
+    look_around();  // only yielded fibers are queued: let in what they yielded to, then run them
+    if (Task* task = queue_.pop()) return task;
+  }
   if (Task* task = pop_inbox()) return task;
   if (fire_timers() > 0) return next_task();
   return nullptr;
+}
+
+void Worker::look_around() {
+  // Without a registered fd the backend can only report the wake channel, which guards the inbox that the
+  // caller looks at anyway: a loop of yields without I/O costs no syscall.
+  if (reactor_.registered() != 0) poll_events(std::chrono::nanoseconds::zero());
+  fire_timers();
+  for (Task* task : deferred_)
+    push_queue(task);
+  if (!deferred_.empty() && stealing_) scheduler_.notify_work();
+  deferred_.clear();
 }
 
 Task* Worker::pop_inbox() {
@@ -155,7 +169,7 @@ bool Worker::has_stealable_work() const noexcept {
 }
 
 bool Worker::has_local_work() const noexcept {
-  return lifo_ != nullptr || !queue_.empty() || inbox_.size_approx() != 0;
+  return lifo_ != nullptr || !queue_.empty() || !deferred_.empty() || inbox_.size_approx() != 0;
 }
 
 void Worker::park(std::optional<Deadline> until) {

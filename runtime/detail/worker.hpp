@@ -2,12 +2,13 @@
 //
 // A Worker is the executor's FiberThread (the switch, the timers) plus what the runtime adds: run queues, a
 // reactor, stealing and parking. A worker loops: run a ready fiber (LIFO slot, then local queue, then inbox);
-// every `event_interval` runs look at the inbox, timers and backend first; when out of work, steal (if
-// enabled), then park in the backend's wait with the next timer as timeout. docs/design.md walks the states.
-// Thread-safety: the loop, push_local() and the LIFO slot belong to the worker's thread. push_remote(),
-// unpark(), the inbox, the timers and the reactor's registration calls are for any thread; steal_from()
-// is called by other workers.
-// Invariants: a fiber is in at most one queue, and is queued only after it fully switched out.
+// every `event_interval` runs look at the inbox, timers and backend first; a fiber that yields waits in
+// `deferred_` until the next such look (taken at once when nothing else is queued); when out of work,
+// steal (if enabled), then park in the backend's wait with the next timer as timeout. docs/design.md walks
+// the states. Thread-safety: the loop, push_local() and the LIFO slot belong to the worker's thread.
+// push_remote(), unpark(), the inbox, the timers and the reactor's registration calls are for any thread;
+// steal_from() is called by other workers. Invariants: a fiber is in at most one queue, and is queued only
+// after it fully switched out.
 #pragma once
 
 #include <fiberio/executor/detail/fiber_thread.hpp>
@@ -21,6 +22,7 @@
 #include <atomic>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace fiberio::detail {
 
@@ -64,6 +66,8 @@ class Worker : public FiberThread {
   void push_queue(Task* task);
   std::size_t poll_events(std::optional<std::chrono::nanoseconds> timeout);
   std::size_t fire_timers();
+  // Polls the backend without blocking, fires due timers, then queues the deferred (yielded) fibers.
+  void look_around();
   bool has_local_work() const noexcept;
 
   Scheduler& scheduler_;
@@ -72,6 +76,9 @@ class Worker : public FiberThread {
   Reactor reactor_;
   RunQueue<Task> queue_;
   moodycamel::ConcurrentQueue<Task*> inbox_;
+  // Fibers that yielded: they run again only after the worker's next look at its backend and timers, so
+  // a fiber yielding in a loop lets I/O in (tokio defers a yielded task the same way). Owner only.
+  std::vector<Task*> deferred_;
   Task* lifo_ = nullptr;           // owner only; never stolen
   std::uint32_t lifo_streak_ = 0;  // fibers run from the LIFO slot in a row
   std::uint64_t tick_ = 0;
