@@ -1,9 +1,10 @@
-// executor/detail/stack_pool.hpp — fiber stacks: mmap'd, a PROT_NONE guard page below each, pooled per
-// thread. Owns the stacks it caches. Thread-safety: a StackPool is used by one thread only (each worker has
-// its own, reached through StackPool::local()); a stack may be allocated on one thread and returned on
-// another, it then joins the returning thread's pool. Invariants: every cached stack has exactly `stack_size`
-// usable bytes; the cache never exceeds `max_cached`; trim() frees the stacks that stayed unused through a
-// whole trim period.
+// executor/detail/stack_pool.hpp — fiber stacks: mmap'd, a guard page below each (a lightweight guard
+// on Linux >= 6.13, so a stack is no extra memory mapping; PROT_NONE before that), pooled per thread. Owns
+// the stacks it caches. Thread-safety: a StackPool is used by one thread only (each worker has its own,
+// reached through StackPool::local()); a stack may be allocated on one thread and returned on another, it
+// then joins the returning thread's pool. Invariants: every cached stack has exactly `stack_size` usable
+// bytes; the cache never exceeds `max_cached`; trim() frees the stacks that stayed unused through a whole
+// trim period.
 #pragma once
 
 #include <boost/context/stack_context.hpp>
@@ -34,6 +35,9 @@ class StackPool {
   std::size_t cached() const noexcept { return free_.size(); }
   // Stacks mapped by all threads and not yet unmapped (for leak tests).
   static std::size_t live_mappings() noexcept;
+  // Whether guard pages are the kernel's lightweight ones (MADV_GUARD_INSTALL), known after the first
+  // allocation: then stacks do not count against vm.max_map_count one by one.
+  static bool light_guards() noexcept;
 
   static constexpr std::size_t kMaxCached = 256;
 
