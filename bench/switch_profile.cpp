@@ -8,10 +8,10 @@
 //   callgrind_annotate cg.yield | head -40
 //
 // Modes (N operations each): raw (one-way Boost.Context switches), trampoline (hand-offs between two raw
-// fibers through a loop on the thread stack), yield / yield-steal (fiberio yield hand-offs between two
-// fibers on one worker, stealing off/on), spawn-join, channel-pingpong (messages), timer-heap (insert+cancel
-// pairs; a third argument sets the live timers, default 100k). Outside valgrind the client requests are
-// no-ops and it just runs.
+// fibers through a loop on the thread stack), yield (fiberio yield hand-offs between two
+// fibers on one worker; a one-worker runtime never steals, so there is no stealing variant), spawn-join,
+// channel-pingpong (messages), timer-heap (insert+cancel pairs; a third argument sets the live timers,
+// default 100k). Outside valgrind the client requests are no-ops and it just runs.
 #include <boost/context/fiber.hpp>
 #include <boost/context/fixedsize_stack.hpp>
 
@@ -40,10 +40,9 @@ namespace {
 
 namespace ctx = boost::context;
 
-fiberio::Config one_worker(bool stealing) {
+fiberio::Config one_worker() {
   fiberio::Config config;
   config.threads = 1;
-  config.work_stealing = stealing;
   return config;
 }
 
@@ -81,7 +80,7 @@ void trampoline(std::uint64_t n) {
 }
 
 // N hand-offs: the measuring fiber yields N/2 times, the partner yields back each time.
-void yield(std::uint64_t n, bool stealing) {
+void yield(std::uint64_t n) {
   fiberio::block_on(
       [n] {
         std::atomic<bool> stop{false};
@@ -97,7 +96,7 @@ void yield(std::uint64_t n, bool stealing) {
         stop = true;
         partner.join();
       },
-      one_worker(stealing));
+      one_worker());
 }
 
 void spawn_join(std::uint64_t n) {
@@ -109,7 +108,7 @@ void spawn_join(std::uint64_t n) {
           fiberio::spawn([] { return 1; }).join();
         PROFILE_STOP();
       },
-      one_worker(false));
+      one_worker());
 }
 
 // N messages: N/2 round trips over two unbounded channels.
@@ -132,7 +131,7 @@ void channel_pingpong(std::uint64_t n) {
         ping.close();
         echo.join();
       },
-      one_worker(false));
+      one_worker());
 }
 
 // N insert+cancel pairs on a TimerHeap holding `live` timers; each pair cancels the oldest timer and arms a
@@ -172,10 +171,8 @@ void timer_heap(std::uint64_t n, std::size_t live) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(
-        stderr,
-        "usage: %s raw|trampoline|yield|yield-steal|spawn-join|channel-pingpong|timer-heap [N] [live]\n",
-        argv[0]);
+    std::fprintf(stderr, "usage: %s raw|trampoline|yield|spawn-join|channel-pingpong|timer-heap [N] [live]\n",
+                 argv[0]);
     return 2;
   }
   const std::string_view mode = argv[1];
@@ -185,9 +182,7 @@ int main(int argc, char** argv) {
   } else if (mode == "trampoline") {
     trampoline(n);
   } else if (mode == "yield") {
-    yield(n, false);
-  } else if (mode == "yield-steal") {
-    yield(n, true);
+    yield(n);
   } else if (mode == "spawn-join") {
     spawn_join(n);
   } else if (mode == "channel-pingpong") {

@@ -86,9 +86,12 @@ def parse_collected(path):
     raise SystemExit(f"wait_path.py: no 'Collected' line in {path}")
 
 
-def parse_calls(path):
-    """callgrind out file -> {called function name: calls}, summed over all call sites."""
-    names, calls, current = {}, {}, None
+def parse_calls(path, caller=None):
+    """callgrind out file -> {called function name: calls}, summed over all call sites, or over the
+    sites in functions whose name starts with `caller`. Across a fiber switch callgrind sees the return
+    into the other fiber's frames as calls (from Fiber::suspend into wait_ready, for instance), so a
+    count of real calls names the real caller."""
+    names, calls, current, current_fn = {}, {}, None, None
     for line in open(path):
         if line.startswith("cfn="):
             m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
@@ -97,11 +100,14 @@ def parse_calls(path):
                     names[m.group(1)] = m.group(2)
                 current = names.get(m.group(1))
         elif line.startswith("fn="):
-            m = re.match(r"fn=\((\d+)\) (.*)", line.rstrip("\n"))
+            m = re.match(r"fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
             if m:
-                names[m.group(1)] = m.group(2)
+                if m.group(2):
+                    names[m.group(1)] = m.group(2)
+                current_fn = names.get(m.group(1), "")
         elif line.startswith("calls=") and current:
-            calls[current] = calls.get(current, 0) + int(line[6:].split()[0])
+            if caller is None or (current_fn or "").startswith(caller):
+                calls[current] = calls.get(current, 0) + int(line[6:].split()[0])
             current = None
     return calls
 
@@ -241,12 +247,15 @@ def main():
             i2 = parse_collected(P("callgrind", s, f"{n2}_r{rep}.log"))
             k1 = parse_calls(P("callgrind", s, f"{n1}_r{rep}.out"))
             k2 = parse_calls(P("callgrind", s, f"{n2}_r{rep}.out"))
-            # The regime: how often a request made the fiber suspend on its fd (fiberio), or how often the
-            # loop called recv (the raw server, one per request whatever the timing).
-            calls = lambda k: (sum(v for n, v in k.items() if n.startswith("fiberio::detail::Reactor::wait_ready"))  # noqa
-                               if s == "fiberio-echo" else k.get("recv", 0),
-                               sum(k.get(x, 0) for x in ("epoll_wait", "epoll_pwait")))
-            (r1, e1), (r2, e2) = calls(k1), calls(k2)
+            w1 = parse_calls(P("callgrind", s, f"{n1}_r{rep}.out"), caller="fiberio::AsyncFd::wait(")
+            w2 = parse_calls(P("callgrind", s, f"{n2}_r{rep}.out"), caller="fiberio::AsyncFd::wait(")
+            # The regime: how often a request made the fiber suspend on its fd (fiberio: calls of
+            # Reactor::wait_ready from AsyncFd::wait), or how often the loop called recv (the raw server,
+            # one per request whatever the timing).
+            calls = lambda k, w: (sum(v for n, v in w.items() if n.startswith("fiberio::detail::Reactor::wait_ready"))  # noqa
+                                  if s == "fiberio-echo" else k.get("recv", 0),
+                                  sum(k.get(x, 0) for x in ("epoll_wait", "epoll_pwait")))
+            (r1, e1), (r2, e2) = calls(k1, w1), calls(k2, w2)
             pairs.append({"rep": rep, "ir": per_request(i1, i2, n1, n2), "i1": i1, "i2": i2,
                           "recv": per_request(r1, r2, n1, n2), "epoll_wait": per_request(e1, e2, n1, n2)})
             raw_counts.append((s, f"instructions (Ir), callgrind, pair {rep}", i1, i2))

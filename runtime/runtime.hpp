@@ -31,9 +31,14 @@
 
 namespace fiberio {
 
+// Placement. `worker` only places a fiber: with work stealing (the default) an idle worker may take it
+// at once, and a woken fiber may run on the worker that woke it. `pinned` keeps it on its worker (the one
+// given, or the one it is placed on) for its whole life: never stolen, always woken back onto that worker
+// (thread-affine work, per-worker state). Without stealing every fiber stays on its worker anyway.
 struct SpawnOptions {
   std::string name{};                     // shown in error reports
   std::optional<std::uint32_t> worker{};  // place on this worker (modulo the thread count)
+  bool pinned = false;                    // and never leave it
 };
 
 namespace detail {
@@ -52,6 +57,7 @@ JoinHandle<SpawnResult<F>> spawn_on(Scheduler& scheduler, F&& fn, SpawnOptions o
   using R = SpawnResult<F>;
   auto* task = new FnTask<R, std::decay_t<F>>(scheduler, std::move(options.name), std::forward<F>(fn));
   task->add_ref();  // the handle's reference; the scheduler keeps the initial one
+  task->pinned = options.pinned;
   submit(scheduler, task, options.worker);
   return JoinHandle<R>(task);
 }

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fiberio/fiberio.hpp>
+#include <fiberio/runtime/detail/worker.hpp>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -686,5 +687,53 @@ TEST_CASE("yield lets I/O in: a fiber waiting on an fd that became ready runs af
     CHECK(b.join());
     CHECK(a.join() == 1);
     ::close(fds[1]);
+  }
+}
+
+TEST_CASE("a pinned fiber never leaves its worker under stealing; an unpinned one is stolen") {
+  // Worker 1 is crowded with busy pinned fibers; the subject, placed on worker 1 too, yields and sleeps
+  // in a loop, so it keeps landing in worker 1's queue, where the three idle workers steal from. Unpinned,
+  // it must be seen elsewhere (proof that stealing happens here); pinned, never.
+  auto worker_index = [] { return fiberio::detail::Worker::current()->index(); };
+  for (bool pin : {false, true}) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 4, .work_stealing = true}};
+    std::atomic<bool> stop{false};
+    std::vector<fiberio::JoinHandle<void>> crowd;
+    for (int i = 0; i < 16; ++i) {
+      crowd.push_back(rt.spawn(
+          [&] {
+            while (!stop) {
+              for (volatile int spin = 0; spin < 2'000; spin = spin + 1) {
+              }
+              fiberio::yield();
+            }
+          },
+          fiberio::SpawnOptions{"crowd", 1u, true}));
+    }
+    auto subject = rt.spawn(
+        [&] {
+          int away = 0;
+          // Unpinned: until it was stolen at least once (bounded); pinned: 2,000 rounds.
+          for (int i = 0; pin ? i < 2'000 : (away == 0 && i < 50'000); ++i) {
+            away += worker_index() != 1;
+            if (i % 10 == 0) {
+              fiberio::sleep_for(std::chrono::microseconds(20));
+            } else {
+              fiberio::yield();
+            }
+          }
+          return away;
+        },
+        fiberio::SpawnOptions{"subject", 1u, pin});
+    const int away = subject.join();
+    stop = true;
+    for (auto& c : crowd)
+      c.join();
+    CAPTURE(pin);
+    if (pin) {
+      CHECK(away == 0);
+    } else {
+      CHECK(away > 0);
+    }
   }
 }

@@ -89,7 +89,8 @@ void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
 
 void Scheduler::schedule(Task* fiber) {
   Worker* here = Worker::current();
-  if (here && &here->scheduler() == this && (config_.work_stealing || fiber->home == here->index())) {
+  if (here && &here->scheduler() == this &&
+      ((config_.work_stealing && !fiber->pinned) || fiber->home == here->index())) {
     // Woken by the fiber running here (a message, an unlock): run it next, it is likely hot in cache.
     here->push_local(fiber, here->running() != nullptr);
     return;

@@ -30,6 +30,8 @@ class Task : public Fiber {
 
   // The worker this fiber belongs to: where it runs next when woken from another thread.
   std::uint32_t home = 0;
+  // Never leaves `home` (SpawnOptions::pinned): not stolen, woken back onto it. Set before submit.
+  bool pinned = false;
   // The scheduler's registry of live fibers (what shutdown cancels).
   Task* registry_prev = nullptr;
   Task* registry_next = nullptr;

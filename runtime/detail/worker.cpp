@@ -82,7 +82,10 @@ Task* Worker::next_task() {
     push_queue(task);
   }
   lifo_streak_ = 0;
+  // Pinned fibers take turns with the shared queue, so neither can starve the other.
+  if (!pinned_.empty() && (tick_ & 1)) return pop_pinned();
   if (Task* task = queue_.pop()) return task;
+  if (!pinned_.empty()) return pop_pinned();
   if (!deferred_.empty()) {
     look_around();  // only yielded fibers are queued: let in what they yielded to, then run them
     if (Task* task = queue_.pop()) return task;
@@ -105,8 +108,14 @@ void Worker::look_around() {
 
 Task* Worker::pop_inbox() {
   Task* task = nullptr;
-  if (!inbox_.try_dequeue(task)) return nullptr;
+  if (!inbox_.try_dequeue(task) && !pinned_inbox_.try_dequeue(task)) return nullptr;
   counters_.inbox_pops.add();
+  return task;
+}
+
+Task* Worker::pop_pinned() {
+  Task* task = pinned_.front();
+  pinned_.pop_front();
   return task;
 }
 
@@ -169,7 +178,8 @@ bool Worker::has_stealable_work() const noexcept {
 }
 
 bool Worker::has_local_work() const noexcept {
-  return lifo_ != nullptr || !queue_.empty() || !deferred_.empty() || inbox_.size_approx() != 0;
+  return lifo_ != nullptr || !queue_.empty() || !deferred_.empty() || !pinned_.empty() ||
+         inbox_.size_approx() != 0 || pinned_inbox_.size_approx() != 0;
 }
 
 void Worker::park(std::optional<Deadline> until) {
@@ -254,10 +264,14 @@ void Worker::push_local(Task* task, bool lifo) {
     task = previous;
   }
   push_queue(task);
-  if (stealing_) scheduler_.notify_work();
+  if (stealing_ && !task->pinned) scheduler_.notify_work();
 }
 
 void Worker::push_queue(Task* task) {
+  if (task->pinned) {
+    pinned_.push_back(task);
+    return;
+  }
   if (queue_.push(task)) return;
   // Full: spill half to the inbox, where this worker (and thieves) will find it.
   Task* batch[RunQueue<Task>::kCapacity / 2];
@@ -267,7 +281,7 @@ void Worker::push_queue(Task* task) {
 }
 
 bool Worker::push_remote(Task* task) {
-  inbox_.enqueue(task);
+  (task->pinned ? pinned_inbox_ : inbox_).enqueue(task);
   return unpark();
 }
 

@@ -5,7 +5,8 @@
 // every `event_interval` runs look at the inbox, timers and backend first; a fiber that yields waits in
 // `deferred_` until the next such look (taken at once when nothing else is queued); when out of work,
 // steal (if enabled), then park in the backend's wait with the next timer as timeout. docs/design.md walks
-// the states. Thread-safety: the loop, push_local() and the LIFO slot belong to the worker's thread.
+// the states. Pinned fibers have their own queue and inbox, which steal_into() never touches.
+// Thread-safety: the loop, push_local() and the LIFO slot belong to the worker's thread.
 // push_remote(), unpark(), the inbox, the timers and the reactor's registration calls are for any thread;
 // steal_from() is called by other workers. Invariants: a fiber is in at most one queue, and is queued only
 // after it fully switched out.
@@ -21,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <vector>
 
@@ -59,6 +61,7 @@ class Worker : public FiberThread {
  private:
   Task* next_task();
   Task* pop_inbox();
+  Task* pop_pinned();
   Task* search();
   void stop_searching();
   void park(std::optional<Deadline> until);
@@ -76,6 +79,10 @@ class Worker : public FiberThread {
   Reactor reactor_;
   RunQueue<Task> queue_;
   moodycamel::ConcurrentQueue<Task*> inbox_;
+  // Pinned fibers (SpawnOptions::pinned) wait apart, where no thief looks: queued here by the owner,
+  // woken here from other threads. Taken in turns with queue_ and inbox_.
+  std::deque<Task*> pinned_;
+  moodycamel::ConcurrentQueue<Task*> pinned_inbox_;
   // Fibers that yielded: they run again only after the worker's next look at its backend and timers, so
   // a fiber yielding in a loop lets I/O in (tokio defers a yielded task the same way). Owner only.
   std::vector<Task*> deferred_;
