@@ -82,10 +82,13 @@ Task* Worker::next_task() {
     push_queue(task);
   }
   lifo_streak_ = 0;
-  // Pinned fibers take turns with the shared queue, so neither can starve the other.
-  if (!pinned_.empty() && (tick_ & 1)) return pop_pinned();
+  if (!pinned_.empty()) [[unlikely]] {
+    // Pinned fibers take turns with the shared queue, so neither can starve the other.
+    if (tick_ & 1) return pop_pinned();
+    if (Task* task = queue_.pop()) return task;
+    return pop_pinned();
+  }
   if (Task* task = queue_.pop()) return task;
-  if (!pinned_.empty()) return pop_pinned();
   if (!deferred_.empty()) {
     look_around();  // only yielded fibers are queued: let in what they yielded to, then run them
     if (Task* task = queue_.pop()) return task;
