@@ -5,6 +5,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace fiberio {
 namespace {
 
@@ -23,6 +25,11 @@ std::error_code block_signals(std::initializer_list<int> signals) {
   if (auto ec = make_set(signals, set)) return ec;
   if (const int rc = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); rc != 0)
     return {rc, std::generic_category()};
+  return {};
+}
+
+std::error_code raise_signal(int signo) {
+  if (::kill(::getpid(), signo) != 0) return {errno, std::generic_category()};
   return {};
 }
 

@@ -18,6 +18,12 @@
 // the main thread before creating any Runtime or other thread (the blocking pool's threads block every
 // signal on their own). open() checks that its signals are blocked in the calling thread and fails with
 // NetErrc::signals_not_blocked otherwise.
+// Which signals a listener sees: every process-directed one (kill(pid, ...), Ctrl-C from a terminal, a
+// service manager's stop, fiberio::raise_signal()), wherever the listening fiber runs. A thread-directed
+// one (raise(), pthread_kill(), tgkill()) stays pending on the thread it was sent to, and a signalfd reads
+// only the process's pending signals and its reading thread's own: it reaches the listener only if sent to
+// the worker thread that runs the listening fiber at that moment. From fiber code, signal the process
+// with raise_signal(), not raise().
 // Delivery: each signal occurrence is read by one listener; with several listeners open on one signal,
 // one of them gets it. Standard signals do not queue: two SIGHUPs sent before a read arrive as one.
 // Errors, deadlines, cancellation: net/error.hpp. Owns the signalfd; invariant: an open listener's signals
@@ -37,6 +43,10 @@ namespace fiberio {
 
 // Blocks `signals` in the calling thread (pthread_sigmask); threads created later inherit the mask.
 std::error_code block_signals(std::initializer_list<int> signals);
+
+// Sends `signo` to this process (kill(getpid(), signo)), so that a listener on any worker sees it; what
+// raise() should be in a program whose fibers move between threads.
+std::error_code raise_signal(int signo);
 
 class SignalListener {
  public:

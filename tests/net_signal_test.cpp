@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <thread>
 
 using namespace std::chrono_literals;
 
@@ -79,4 +80,24 @@ TEST_CASE("signals: cancelling a waiting fiber unwinds it") {
     waiter.cancel();
     CHECK_THROWS_AS(waiter.join(), fiberio::Cancelled);
   });
+}
+
+TEST_CASE("signals: raise_signal() from a fiber on one worker reaches a listener on another") {
+  // raise() is thread-directed: from a fiber on worker 0 it stayed pending on worker 0's thread and a
+  // listener on worker 3 timed out every time. raise_signal() signals the process.
+  REQUIRE(kBlocked);
+  fiberio::Runtime rt{fiberio::Config{.threads = 4}};
+  auto listener = rt.spawn(
+      [] {
+        auto signals = fiberio::SignalListener::open({SIGUSR1});
+        if (!signals) return -1;
+        auto got = signals->wait(fiberio::Clock::now() + 10s);
+        return got ? *got : -2;
+      },
+      fiberio::SpawnOptions{"listener", 3u, true});
+  std::this_thread::sleep_for(20ms);  // the listener is parked on worker 3
+  auto raiser =
+      rt.spawn([] { return fiberio::raise_signal(SIGUSR1); }, fiberio::SpawnOptions{"raiser", 0u, true});
+  CHECK_FALSE(raiser.join());
+  CHECK(listener.join() == SIGUSR1);
 }
