@@ -703,8 +703,8 @@ TEST_CASE("a pinned fiber never leaves its worker under stealing; an unpinned on
       crowd.push_back(rt.spawn(
           [&] {
             while (!stop) {
-              for (volatile int spin = 0; spin < 2'000; spin = spin + 1) {
-              }
+              for (int spin = 0; spin < 2'000; ++spin)
+                asm volatile("");  // busy work the compiler keeps
               fiberio::yield();
             }
           },
