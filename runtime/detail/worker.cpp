@@ -266,8 +266,10 @@ void Worker::push_local(Task* task, bool lifo) {
     if (!previous) return;
     task = previous;
   }
+  // Read before queueing: once queued, a thief may run the fiber to its end and free it.
+  const bool stealable = !task->pinned;
   push_queue(task);
-  if (stealing_ && !task->pinned) scheduler_.notify_work();
+  if (stealing_ && stealable) scheduler_.notify_work();
 }
 
 void Worker::push_queue(Task* task) {
