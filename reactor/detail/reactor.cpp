@@ -115,7 +115,7 @@ WakeReason Reactor::wait_ready(const SourceHandle& handle, Interest direction, s
     // Another fiber is parked here: queue behind it. Only a cancellation can have won this unpublished
     // wait meanwhile, and then suspend() lets that wake complete and reports it.
     if (!self->withdraw_wait(record.ticket)) return self->suspend(record.ticket);
-    return wait_queued(handle, d, seen, deadline);
+    return wait_queued(handle, direction, seen, deadline);
   }
   // Parked first, then the epoch again: a Dekker pair with signal() + wake_parked() (io_source.hpp).
   if (IoSource::Direction::epoch(d.state.load(std::memory_order_seq_cst)) !=
@@ -132,13 +132,13 @@ WakeReason Reactor::wait_ready(const SourceHandle& handle, Interest direction, s
   return why;
 }
 
-WakeReason Reactor::wait_queued(const SourceHandle& handle, IoSource::Direction& d, std::uint32_t seen,
+WakeReason Reactor::wait_queued(const SourceHandle& handle, Interest direction, std::uint32_t seen,
                                 std::optional<Deadline> deadline) {
   IoSource* source = handle.source;
+  auto& d = source->directions[IoSource::index(direction)];
   std::unique_lock lock(source->mutex);
   if (source->generation.load(std::memory_order_relaxed) != handle.generation) return WakeReason::notified;
   const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | source->slot;
-  const Interest direction = &d == &source->directions[1] ? Interest::write : Interest::read;
   // Queue first, then announce, then look at the epoch again: the same Dekker pair with signal(), which
   // bumps the epoch, then looks at `waiting`. Wakers touch the waiter only under the lock we hold, so its
   // wait can be opened after the check.

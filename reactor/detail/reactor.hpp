@@ -76,7 +76,7 @@ class Reactor {
 
   IoSource* slot(std::uint32_t index) noexcept;
   // wait_ready() for a fiber that finds another already parked in that direction: queues under the lock.
-  WakeReason wait_queued(const SourceHandle& handle, IoSource::Direction& d, std::uint32_t seen,
+  WakeReason wait_queued(const SourceHandle& handle, Interest direction, std::uint32_t seen,
                          std::optional<Deadline> deadline);
   void dispatch(const ReadinessEvent& event) noexcept;
 
