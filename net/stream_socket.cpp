@@ -44,9 +44,12 @@ IoResult<std::size_t> StreamSocket::write_some(std::span<const std::byte> buffer
 
 IoResult<void> StreamSocket::write_all(std::span<const std::byte> buffer, std::optional<Deadline> deadline) {
   while (!buffer.empty()) {
-    auto n = write_some(buffer, deadline);
+    auto n = fd_.io_some(
+        Interest::write,
+        [&] { return detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); },
+        buffer.size(), deadline);
     if (!n) return std::unexpected(n.error());
-    buffer = buffer.subspan(*n);
+    buffer = buffer.subspan(static_cast<std::size_t>(*n));
   }
   return {};
 }

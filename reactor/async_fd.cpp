@@ -67,19 +67,11 @@ std::error_code AsyncFd::register_now() {
   return {};
 }
 
-std::error_code AsyncFd::wait(detail::IoSource* source, Interest direction, std::uint32_t seen,
-                              std::optional<Deadline> deadline) {
+detail::WakeReason AsyncFd::wait(detail::IoSource* source, Interest direction, std::uint32_t seen,
+                                 std::optional<Deadline> deadline) {
   // A copy of the registration: close() may reset source_ while we are suspended.
-  switch (reactor_->wait_ready(detail::SourceHandle{reactor_, source, generation_, fd_}, direction, seen,
-                               deadline)) {
-    case detail::WakeReason::notified:
-      return {};
-    case detail::WakeReason::timeout:
-      return std::make_error_code(std::errc::timed_out);
-    case detail::WakeReason::cancelled:
-      throw Cancelled{};
-  }
-  return {};
+  return reactor_->wait_ready(detail::SourceHandle{reactor_, source, generation_, fd_}, direction, seen,
+                              deadline);
 }
 
 std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::optional<Deadline> deadline) {
@@ -94,7 +86,10 @@ std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::opt
       pollfd probe{fd_, static_cast<short>(direction == Interest::read ? POLLIN : POLLOUT), 0};
       if (::poll(&probe, 1, 0) > 0) return {};
     }
-    if (auto ec = wait(source, direction, seen, deadline)) return std::unexpected(ec);
+    if (const auto why = wait(source, direction, seen, deadline); why != detail::WakeReason::notified) {
+      if (why == detail::WakeReason::cancelled) throw Cancelled{};
+      return std::unexpected(std::make_error_code(std::errc::timed_out));
+    }
     if (!source_.load(std::memory_order_acquire))
       return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
   }

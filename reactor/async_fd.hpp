@@ -94,8 +94,12 @@ class AsyncFd {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
           return std::unexpected(std::error_code(errno, std::generic_category()));
       }
-      if (auto ec = wait(source, direction, seen, deadline)) return std::unexpected(ec);
-      if (!source_.load(std::memory_order_acquire))
+      if (const auto why = wait(source, direction, seen, deadline); why != detail::WakeReason::notified)
+          [[unlikely]] {
+        if (why == detail::WakeReason::cancelled) throw Cancelled{};
+        return std::unexpected(std::make_error_code(std::errc::timed_out));
+      }
+      if (!source_.load(std::memory_order_acquire)) [[unlikely]]
         return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
     }
   }
@@ -104,9 +108,9 @@ class AsyncFd {
   // Registers the fd with the calling worker's reactor (once; off the hot path).
   std::error_code register_now();
   std::expected<void, std::error_code> ready(Interest direction, std::optional<Deadline> deadline);
-  // Suspends until an event newer than the state `seen`; errc::timed_out at the deadline; throws Cancelled.
-  std::error_code wait(detail::IoSource* source, Interest direction, std::uint32_t seen,
-                       std::optional<Deadline> deadline);
+  // Suspends until an event newer than the state `seen`, the deadline (timeout) or a cancellation.
+  detail::WakeReason wait(detail::IoSource* source, Interest direction, std::uint32_t seen,
+                          std::optional<Deadline> deadline);
 
   int fd_ = -1;
   std::atomic<detail::IoSource*> source_{nullptr};  // null until registered; written before reactor_ is read

@@ -50,6 +50,9 @@ class Backend {
   virtual std::string_view name() const = 0;
   virtual std::error_code add(int fd, std::uint64_t token) = 0;
   virtual bool arm(int fd, std::uint64_t token, Interest interest) = 0;
+  // False for a backend whose arm() does nothing (it watches continuously): the reactor then skips the
+  // call on every wait. Asked once, when the reactor is made.
+  virtual bool needs_arm() const noexcept { return true; }
   virtual void remove(int fd) = 0;
   virtual std::size_t wait(std::span<ReadinessEvent> out,
                            std::optional<std::chrono::nanoseconds> timeout) = 0;

@@ -52,16 +52,15 @@ WakeReason Fiber::suspend(std::uint64_t ticket) noexcept {
   return why;
 }
 
-WakeReason Fiber::suspend_until(std::uint64_t ticket, std::optional<Deadline> deadline) {
-  if (!deadline) return suspend(ticket);
-  if (*deadline <= Clock::now()) {
+WakeReason Fiber::suspend_with_timer(std::uint64_t ticket, Deadline deadline) {
+  if (deadline <= Clock::now()) {
     // A pending cancellation wins over the deadline: suspend() delivers it (every blocking call honours a
     // pending cancel, even one whose deadline has passed).
     if (!cancel_pending_.load(std::memory_order_seq_cst)) wake(ticket, WakeReason::timeout);
     return suspend(ticket);
   }
   TimerQueue& timers = FiberThread::current()->timers();
-  ScopedTimer timer(&timers, timers.insert(*deadline, *this, ticket));
+  ScopedTimer timer(&timers, timers.insert(deadline, *this, ticket));
   return suspend(ticket);
 }
 

@@ -39,13 +39,49 @@ class FiberThread;
 
 enum class WakeReason : std::uint8_t { notified, timeout, cancelled };
 
-// Defined by the layer that runs fibers: makes `fiber` (whose wait was won and which has switched out)
-// runnable again. Called from any thread.
-void schedule(Fiber& fiber) noexcept;
+// What a running fiber needs of its thread, reached with one thread-local read: which fiber runs and
+// what is left of its turn's I/O budget. The FiberThread bound to the thread is a Turn.
+struct Turn {
+  Fiber* fiber = nullptr;         // between the switch in and the switch out
+  std::uint32_t budget_left = 0;  // ready I/O operations left in the running fiber's turn
+};
+
+// The Turn of the FiberThread bound to the calling thread, or nullptr. The slot is read afresh by every
+// call, with an instruction the compiler cannot cache or move: a fiber may resume on another thread, and
+// an address of a thread_local computed before a switch names the old thread's slot. (An out-of-line
+// call did the same for ~30 instructions per echo request more; docs/benchmarks.md.)
+inline Turn* current_turn() noexcept {
+#if defined(__x86_64__)
+  Turn* turn;
+  // Initial-exec TLS (the slot lives in the static TLS block, also in the shared library).
+  asm volatile(
+      "movq fiberio_detail_bound_turn@gottpoff(%%rip), %0\n\t"
+      "movq %%fs:(%0), %0"
+      : "=r"(turn)
+      :
+      : "memory");
+  return turn;
+#else
+  Turn* current_turn_slow() noexcept;
+  return current_turn_slow();
+#endif
+}
+
+// consume_budget() when the turn's budget is spent: yields (throws Cancelled if one is pending).
+void budget_spent();
 
 // Counts one ready I/O operation against the running fiber's turn; yields when the turn's budget is spent
 // (a cooperative budget, so an always-ready socket cannot starve the fibers queued behind it).
-void consume_budget();
+inline void consume_budget() {
+  Turn* turn = current_turn();
+  if (!turn || !turn->fiber || (turn->budget_left > 0 && --turn->budget_left > 0)) [[likely]]
+    return;
+  budget_spent();
+}
+
+// Defined by the layer that runs fibers: makes `fiber` (whose wait was won and which has switched out)
+// runnable again. Called from any thread.
+void schedule(Fiber& fiber) noexcept;
 
 class Fiber {
  public:
@@ -98,7 +134,9 @@ class Fiber {
   WakeReason suspend(std::uint64_t ticket) noexcept;
   // suspend(), with a timer that wins the wait with WakeReason::timeout at `deadline` (none: no timer).
   // The timer is cancelled before it returns, whatever ended the wait, so no timer outlives its wait.
-  WakeReason suspend_until(std::uint64_t ticket, std::optional<Deadline> deadline);
+  WakeReason suspend_until(std::uint64_t ticket, std::optional<Deadline> deadline) {
+    return deadline ? suspend_with_timer(ticket, *deadline) : suspend(ticket);
+  }
   // Switches out with nothing published: the thread running it queues it again behind the others.
   void yield_now() noexcept;
   // The thread that ran the fiber, once it has switched out of a wait: casts the second vote; true if the
@@ -141,7 +179,10 @@ class Fiber {
   StackBounds stack_bounds() const noexcept { return stack_; }
 
   // The fiber running on this thread, or nullptr on a plain thread or a worker's own stack.
-  static Fiber* current() noexcept;
+  static Fiber* current() noexcept {
+    const Turn* turn = current_turn();
+    return turn ? turn->fiber : nullptr;
+  }
 
  protected:
   // Runs the fiber's body; exceptions escape to the caller, which stores them.
@@ -150,6 +191,7 @@ class Fiber {
  private:
   friend class FiberThread;
 
+  WakeReason suspend_with_timer(std::uint64_t ticket, Deadline deadline);
   void create_context(std::size_t stack_size);
   // The first and last code of the fiber's own context (called from executor/detail/context.cpp).
   friend boost::context::fiber make_context(Fiber&, const boost::context::stack_context&, std::size_t);

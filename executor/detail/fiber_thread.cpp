@@ -6,9 +6,12 @@
 #include <pthread.h>
 
 namespace fiberio::detail {
-namespace {
 
-thread_local FiberThread* t_current = nullptr;
+// Read by current_turn() under this assembler name.
+constinit thread_local Turn* t_bound_turn __asm__("fiberio_detail_bound_turn")
+    __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
 
 StackBounds current_thread_stack() {
   StackBounds bounds;
@@ -25,15 +28,16 @@ StackBounds current_thread_stack() {
 
 }  // namespace
 
-// Not inlined, and with a compiler barrier: a fiber may resume on another thread, and a cached address of
-// a thread_local from before the switch would name the old thread's variable.
-__attribute__((noinline)) FiberThread* FiberThread::current() noexcept {
+#if !defined(__x86_64__)
+// Not inlined, and with a compiler barrier: see current_turn().
+__attribute__((noinline)) Turn* current_turn_slow() noexcept {
   asm volatile("" ::: "memory");
-  return t_current;
+  return t_bound_turn;
 }
+#endif
 
-FiberThread::Binding::Binding(FiberThread& thread) noexcept : outer_(t_current) {
-  t_current = &thread;
+FiberThread::Binding::Binding(FiberThread& thread) noexcept : outer_(current()) {
+  t_bound_turn = &thread;
   thread.thread_stack_ = current_thread_stack();
   thread.tsan_context_ = tsan_current();
   thread.exception_globals_ = reinterpret_cast<Fiber::ExceptionState*>(abi::__cxa_get_globals());
@@ -41,17 +45,10 @@ FiberThread::Binding::Binding(FiberThread& thread) noexcept : outer_(t_current) 
 }
 
 FiberThread::Binding::~Binding() {
-  t_current = outer_;
+  t_bound_turn = outer_;
 }
 
-Fiber* Fiber::current() noexcept {
-  FiberThread* thread = FiberThread::current();
-  return thread ? thread->running() : nullptr;
-}
-
-void consume_budget() {
-  FiberThread* thread = FiberThread::current();
-  if (!thread || !thread->running() || thread->take_budget()) return;
+void budget_spent() {
   yield();  // the next resume refills the budget
 }
 

@@ -22,7 +22,7 @@
 
 namespace fiberio::detail {
 
-class FiberThread {
+class FiberThread : private Turn {
  public:
   // `index` names the thread (a worker's index); fibers get `stack_size`-byte stacks and `io_budget`
   // ready I/O operations per turn.
@@ -31,8 +31,8 @@ class FiberThread {
   FiberThread(const FiberThread&) = delete;
   FiberThread& operator=(const FiberThread&) = delete;
 
-  // The FiberThread bound to the calling thread, or nullptr.
-  static FiberThread* current() noexcept;
+  // The FiberThread bound to the calling thread, or nullptr. Read afresh on every call (current_turn()).
+  static FiberThread* current() noexcept { return static_cast<FiberThread*>(current_turn()); }
 
   // Binds a FiberThread to the calling thread for the scope's life.
   class Binding {
@@ -50,21 +50,17 @@ class FiberThread {
   // (Exit::waiting), queues it again (Exit::yielding) or completes it (Exit::finished).
   Fiber::Exit resume(Fiber& fiber) noexcept;
 
-  Fiber* running() const noexcept { return running_; }
+  Fiber* running() const noexcept { return fiber; }
   TimerQueue& timers() noexcept { return timers_; }
   const TimerQueue& timers() const noexcept { return timers_; }
   std::uint32_t index() const noexcept { return index_; }
   StackBounds thread_stack() const noexcept { return thread_stack_; }
   void* tsan_context() const noexcept { return tsan_context_; }
-  // Counts one ready operation of the running fiber; false when its turn's budget is spent.
-  bool take_budget() noexcept { return budget_ > 0 && --budget_ > 0; }
 
  private:
   const std::uint32_t index_;
   const std::size_t stack_size_;
   const std::uint32_t io_budget_;
-  std::uint32_t budget_ = 0;  // left in the running fiber's turn
-  Fiber* running_ = nullptr;
   TimerQueue timers_;
   StackBounds thread_stack_;
   void* tsan_context_ = nullptr;
@@ -80,8 +76,8 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
   // A fiber queued twice (a double resume) would run on two stacks' worth of state at once: catch it in
   // debug builds, where the stress tests run.
   assert(!fiber.on_cpu_.exchange(true, std::memory_order_acq_rel) && "fiber resumed twice");
-  running_ = &fiber;
-  budget_ = io_budget_;
+  this->fiber = &fiber;
+  budget_left = io_budget_;
   if (!fiber.context_) fiber.create_context(stack_size_);
   auto* thread_exceptions = exception_globals_;
   std::swap(*thread_exceptions, fiber.exception_state_);
@@ -93,7 +89,7 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
   fiber.in_exception_.store(
       fiber.exception_state_.caught_exceptions != nullptr || fiber.exception_state_.uncaught_exceptions != 0,
       std::memory_order_release);
-  running_ = nullptr;
+  this->fiber = nullptr;
 #ifndef NDEBUG
   fiber.on_cpu_.store(false, std::memory_order_release);
 #endif

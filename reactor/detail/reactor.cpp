@@ -22,7 +22,10 @@ Reactor::Binding::~Binding() {
 }
 
 Reactor::Reactor(std::unique_ptr<Backend> backend)
-    : backend_(std::move(backend)), chunks_(new std::atomic<Chunk*>[kMaxChunks]), events_(256) {
+    : backend_(std::move(backend)),
+      needs_arm_(backend_->needs_arm()),
+      chunks_(new std::atomic<Chunk*>[kMaxChunks]),
+      events_(256) {
   for (std::size_t i = 0; i < kMaxChunks; ++i)
     chunks_[i].store(nullptr, std::memory_order_relaxed);
   if (auto ec = backend_->add(wake_.fd(), kWakeToken)) throw std::system_error(ec, "wake channel");
@@ -125,8 +128,7 @@ WakeReason Reactor::wait_ready(const SourceHandle& handle, Interest direction, s
     return self->suspend(record.ticket);  // the wait is won (or being won): let that wake complete
   }
   // Arming after parking: an event that comes before the arm still finds us parked.
-  const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | source->slot;
-  if (backend_->arm(handle.fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
+  if (needs_arm_) arm(handle, direction);
   const WakeReason why = self->suspend_until(record.ticket, deadline);
   d.unpark(record);  // a timeout or cancellation left it there; a waker has already taken it
   return why;
@@ -138,7 +140,6 @@ WakeReason Reactor::wait_queued(const SourceHandle& handle, Interest direction, 
   auto& d = source->directions[IoSource::index(direction)];
   std::unique_lock lock(source->mutex);
   if (source->generation.load(std::memory_order_relaxed) != handle.generation) return WakeReason::notified;
-  const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | source->slot;
   // Queue first, then announce, then look at the epoch again: the same Dekker pair with signal(), which
   // bumps the epoch, then looks at `waiting`. Wakers touch the waiter only under the lock we hold, so its
   // wait can be opened after the check.
@@ -151,7 +152,7 @@ WakeReason Reactor::wait_queued(const SourceHandle& handle, Interest direction, 
     Fiber* self = Fiber::current();
     waiter.fiber = self;
     waiter.ticket = self->prepare_wait();
-    if (backend_->arm(handle.fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
+    if (needs_arm_) arm(handle, direction);
     lock.unlock();
     why = self->suspend_until(waiter.ticket, deadline);
     lock.lock();
@@ -161,15 +162,22 @@ WakeReason Reactor::wait_queued(const SourceHandle& handle, Interest direction, 
   return why;
 }
 
+void Reactor::arm(const SourceHandle& handle, Interest direction) noexcept {
+  const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | handle.source->slot;
+  if (backend_->arm(handle.fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
+}
+
 void Reactor::dispatch(const ReadinessEvent& event) noexcept {
   IoSource* source = slot(static_cast<std::uint32_t>(event.token));
   if (!source) return;
   const auto generation = static_cast<std::uint32_t>(event.token >> 32);
-  if (source->generation.load(std::memory_order_acquire) != generation) return;  // stale: deregistered
   const bool fired[2] = {event.readable, event.writable};
   const bool closed[2] = {event.read_closed, event.write_closed};
   for (int i = 0; i < 2; ++i) {
     if (!fired[i]) continue;
+    // Stale: deregistered. Looked at for each direction: waking the reader may run it at once (the
+    // runtime's choice), and it may close the fd and reuse the slot before the writer's turn.
+    if (source->generation.load(std::memory_order_acquire) != generation) return;
     auto& d = source->directions[i];
     const bool queued = d.signal(closed[i]);
     d.wake_parked();  // a wake that lands after a deregistration is spurious, and harmless: waiters retry
@@ -185,7 +193,7 @@ std::size_t Reactor::poll(std::optional<std::chrono::nanoseconds> timeout) {
   for (std::size_t i = 0; i < n; ++i) {
     if (events_[i].token == kWakeToken) {
       wake_.drain();
-      backend_->arm(wake_.fd(), kWakeToken, Interest::read);
+      if (needs_arm_) backend_->arm(wake_.fd(), kWakeToken, Interest::read);
       continue;
     }
     dispatch(events_[i]);

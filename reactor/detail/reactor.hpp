@@ -79,8 +79,11 @@ class Reactor {
   WakeReason wait_queued(const SourceHandle& handle, Interest direction, std::uint32_t seen,
                          std::optional<Deadline> deadline);
   void dispatch(const ReadinessEvent& event) noexcept;
+  // Asks a one-shot backend for an event in `direction` (after the waiter is published).
+  void arm(const SourceHandle& handle, Interest direction) noexcept;
 
   std::unique_ptr<Backend> backend_;
+  const bool needs_arm_;  // backend_->needs_arm(), asked once
   WakeChannel wake_;
   std::thread::id owner_;
 

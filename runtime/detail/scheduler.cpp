@@ -91,7 +91,9 @@ void Scheduler::schedule(Task* fiber) {
   Worker* here = Worker::current();
   if (here && &here->scheduler() == this &&
       ((config_.work_stealing && !fiber->pinned) || fiber->home == here->index())) {
-    // Woken by the fiber running here (a message, an unlock): run it next, it is likely hot in cache.
+    // Woken by this worker's reactor: run it now, if nobody could steal it. Woken by the fiber running
+    // here (a message, an unlock): run it next, it is likely hot in cache.
+    if (here->try_run_now(fiber)) return;
     here->push_local(fiber, here->running() != nullptr);
     return;
   }

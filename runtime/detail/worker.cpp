@@ -246,7 +246,9 @@ bool Worker::unpark() noexcept {
 
 std::size_t Worker::poll_events(std::optional<std::chrono::nanoseconds> timeout) {
   counters_.backend_polls.add();
+  run_woken_now_ = !stealing_;
   const std::size_t n = reactor_.poll(timeout);
+  run_woken_now_ = false;
   counters_.io_events.add(n);
   return n;
 }
@@ -256,6 +258,17 @@ std::size_t Worker::fire_timers() {
   const std::size_t fired = timers().fire_expired(Clock::now());
   counters_.timers_fired.add(fired);
   return fired;
+}
+
+bool Worker::try_run_now(Task* task) {
+  if (!run_woken_now_ || running()) return false;
+  run_woken_now_ = false;  // a fiber it wakes meanwhile (or this one, woken again) is queued: no recursion
+  // Awake now: a producer that sees this queues into the inbox without writing the wake channel, and the
+  // loop looks at the inbox before it parks again (the Dekker pair in park() is redone then).
+  sleeping_.store(false, std::memory_order_relaxed);
+  run_task(task);
+  run_woken_now_ = true;
+  return true;
 }
 
 void Worker::push_local(Task* task, bool lifo) {

@@ -44,6 +44,10 @@ class Worker : public FiberThread {
 
   // Owner thread: makes `fiber` runnable here; `lifo` puts it next in line (the LIFO slot).
   void push_local(Task* task, bool lifo);
+  // Owner thread: runs a fiber woken by this worker's own reactor at once, from inside the dispatch of
+  // the event, if the worker is dispatching from its loop and nobody could steal the fiber (one worker,
+  // or stealing off): the queue would only hand it back. False when it must be queued instead.
+  bool try_run_now(Task* task);
   // Any thread: queues `fiber` in the inbox and unparks the worker; true if it was parked (so it will
   // look at its inbox now), false if it is busy and will get to it in its next round.
   bool push_remote(Task* task);
@@ -90,6 +94,7 @@ class Worker : public FiberThread {
   std::uint32_t lifo_streak_ = 0;  // fibers run from the LIFO slot in a row
   std::uint64_t tick_ = 0;
   bool searching_ = false;
+  bool run_woken_now_ = false;  // the loop dispatches its reactor's events without stealing: try_run_now()
   std::atomic<bool> sleeping_{false};  // in (or about to enter) a blocking backend wait
   std::atomic<bool> notified_{false};  // unpark() was called since the last park began
   std::uint64_t rng_;
