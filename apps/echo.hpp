@@ -2,15 +2,17 @@
 // client shuts down its write side and everything has been echoed, the server shuts down its own side and
 // closes.
 //
-// Memory: an idle connection holds no buffer. The read is issued through AsyncFd::io() with an operation
-// that takes a pooled buffer (apps/buffer_pool.hpp) just before recv() and gives it back when recv() finds
-// nothing (EAGAIN), before the fiber parks; so the buffer is held only from a successful read to the end
-// of its write. The fiber's own stack stays shallow.
+// Memory: an idle connection holds no pooled buffer. Reads go into 1 KiB on the fiber's stack (within the
+// page its frames keep resident anyway); a read that fills it switches to a pooled 16 KiB buffer
+// (apps/buffer_pool.hpp) until a read comes back short. The read is issued through AsyncFd::io_some() with
+// an operation that takes the pooled buffer just before recv() and gives it back when recv() finds
+// nothing (EAGAIN), before the fiber parks; so it is held only from a successful read to the end of its
+// write.
 // Backpressure: nothing is read while a write waits for the client to read (the socket's send buffer is
 // full), so a client that sends without reading fills the kernel's buffers and is then blocked by TCP
 // flow control; the server holds at most one buffer for it.
-// Syscalls per request/response exchange: recv (data), send, recv (EAGAIN), plus the reactor's share of
-// an epoll_wait.
+// Syscalls per request/response exchange: recv (data), send, plus the reactor's share of an epoll_wait
+// (a short read marks the socket drained: no recv to collect EAGAIN).
 // Thread-safety: the function owns its stream; run it in its own fiber.
 #pragma once
 

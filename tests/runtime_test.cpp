@@ -12,6 +12,8 @@
 #include <atomic>
 #include <random>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -736,4 +738,43 @@ TEST_CASE("a pinned fiber never leaves its worker under stealing; an unpinned on
       CHECK(away > 0);
     }
   }
+}
+
+TEST_CASE("a fiber that waits inside a catch handler finds its exception again, beside fibers that catch") {
+  // One worker: the handler's fiber resumes on the same thread, after other fibers threw and caught
+  // there. The exception state is swapped only when a side has one (FiberThread::resume): this checks
+  // that a fiber leaving inside a handler takes its state along, and finds it when it comes back.
+  fiberio::Runtime rt{fiberio::Config{.threads = 1}};
+  rt.block_on([] {
+    fiberio::Event go;
+    std::string seen_in_handler;
+    bool rethrown = false;
+    auto catcher = fiberio::spawn([&] {
+      try {
+        throw std::runtime_error("the catcher's");
+      } catch (const std::runtime_error&) {
+        go.wait();  // suspends inside the handler
+        try {
+          throw;  // with no exception being handled this would call std::terminate
+        } catch (const std::runtime_error& again) {
+          seen_in_handler = again.what();
+          rethrown = true;
+        }
+      }
+    });
+    for (int i = 0; i < 3; ++i) {
+      fiberio::spawn([] {
+        try {
+          throw std::logic_error("another fiber's");
+        } catch (const std::logic_error&) {
+          fiberio::yield();  // switches out inside its own handler too
+        }
+      }).join();
+    }
+    CHECK(std::uncaught_exceptions() == 0);
+    go.set();
+    catcher.join();
+    CHECK(rethrown);
+    CHECK(seen_in_handler == "the catcher's");
+  });
 }

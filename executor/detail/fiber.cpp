@@ -34,6 +34,16 @@ Fiber::~Fiber() {
   delete joiners_;
 }
 
+// Inlined into suspend() and yield_now(): one call frame less on every switch.
+__attribute__((always_inline)) inline void Fiber::switch_out(Exit how) noexcept {
+  exit_ = how;
+  FiberThread* thread = FiberThread::current();
+  start_switch(&asan_fake_stack_, thread->thread_stack());
+  tsan_switch_to(thread->tsan_context());
+  return_context_ = switch_context(std::move(return_context_));
+  finish_switch(asan_fake_stack_);
+}
+
 std::uint64_t Fiber::prepare_wait() noexcept {
   const std::uint64_t ticket = ticket_.load(std::memory_order_relaxed) + 1;
   votes_.store(2, std::memory_order_relaxed);
@@ -126,15 +136,6 @@ void Fiber::execute() noexcept {
   } catch (...) {
     error_ = std::current_exception();
   }
-}
-
-void Fiber::switch_out(Exit how) noexcept {
-  exit_ = how;
-  FiberThread* thread = FiberThread::current();
-  start_switch(&asan_fake_stack_, thread->thread_stack());
-  tsan_switch_to(thread->tsan_context());
-  return_context_ = switch_context(std::move(return_context_));
-  finish_switch(asan_fake_stack_);
 }
 
 void Fiber::complete() noexcept {

@@ -43,7 +43,7 @@ enum class WakeReason : std::uint8_t { notified, timeout, cancelled };
 // what is left of its turn's I/O budget. The FiberThread bound to the thread is a Turn.
 struct Turn {
   Fiber* fiber = nullptr;         // between the switch in and the switch out
-  std::uint32_t budget_left = 0;  // ready I/O operations left in the running fiber's turn
+  std::uint32_t budget_left = 0;  // ready I/O operations left in the running fiber's turn (if one runs)
 };
 
 // The Turn of the FiberThread bound to the calling thread, or nullptr. The slot is read afresh by every
@@ -67,16 +67,16 @@ inline Turn* current_turn() noexcept {
 #endif
 }
 
-// consume_budget() when the turn's budget is spent: yields (throws Cancelled if one is pending).
+// consume_budget() when the count reaches 0: the running fiber yields (throws Cancelled if one is
+// pending); with no fiber running (the worker's own code) the count just starts over.
 void budget_spent();
 
 // Counts one ready I/O operation against the running fiber's turn; yields when the turn's budget is spent
 // (a cooperative budget, so an always-ready socket cannot starve the fibers queued behind it).
 inline void consume_budget() {
   Turn* turn = current_turn();
-  if (!turn || !turn->fiber || (turn->budget_left > 0 && --turn->budget_left > 0)) [[likely]]
-    return;
-  budget_spent();
+  if (turn && --turn->budget_left == 0) [[unlikely]]
+    budget_spent();
 }
 
 // Defined by the layer that runs fibers: makes `fiber` (whose wait was won and which has switched out)
@@ -226,6 +226,7 @@ class Fiber {
     void* caught_exceptions = nullptr;
     unsigned int uncaught_exceptions = 0;
   } exception_state_;
+  bool exception_saved_ = false;           // exception_state_ is not empty (the thread that runs the fiber)
   std::atomic<bool> in_exception_{false};  // see in_exception(); written by the fiber and its thread
   // Debug builds: set while a thread runs this fiber, to catch a double resume.
   std::atomic<bool> on_cpu_{false};

@@ -49,6 +49,10 @@ FiberThread::Binding::~Binding() {
 }
 
 void budget_spent() {
+  if (!Fiber::current()) {
+    current_turn()->budget_left = ~std::uint32_t{0};
+    return;
+  }
   yield();  // the next resume refills the budget
 }
 

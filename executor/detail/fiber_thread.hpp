@@ -79,16 +79,28 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
   this->fiber = &fiber;
   budget_left = io_budget_;
   if (!fiber.context_) fiber.create_context(stack_size_);
-  auto* thread_exceptions = exception_globals_;
-  std::swap(*thread_exceptions, fiber.exception_state_);
+  // The exception state is swapped only when one side has one (the loop runs inside a catch handler, or
+  // the fiber last left inside one): almost never, so the usual switch does two loads instead.
+  Fiber::ExceptionState& thread_exceptions = *exception_globals_;
+  const bool swapped = fiber.exception_saved_ || thread_exceptions.caught_exceptions != nullptr ||
+                       thread_exceptions.uncaught_exceptions != 0;
+  if (swapped) [[unlikely]]
+    std::swap(thread_exceptions, fiber.exception_state_);
   start_switch(&asan_fake_stack_, fiber.stack_);
   tsan_switch_to(fiber.tsan_fiber_);
   fiber.context_ = switch_context(std::move(fiber.context_));
   finish_switch(asan_fake_stack_);
-  std::swap(*thread_exceptions, fiber.exception_state_);
-  fiber.in_exception_.store(
-      fiber.exception_state_.caught_exceptions != nullptr || fiber.exception_state_.uncaught_exceptions != 0,
-      std::memory_order_release);
+  // The thread's state is now the fiber's own.
+  const bool in_exception =
+      thread_exceptions.caught_exceptions != nullptr || thread_exceptions.uncaught_exceptions != 0;
+  if (swapped) [[unlikely]] {
+    std::swap(thread_exceptions, fiber.exception_state_);
+  } else if (in_exception) [[unlikely]] {
+    fiber.exception_state_ = thread_exceptions;  // the loop's own state was empty
+    thread_exceptions = {};
+  }
+  fiber.exception_saved_ = in_exception;
+  fiber.in_exception_.store(in_exception, std::memory_order_release);
   this->fiber = nullptr;
 #ifndef NDEBUG
   fiber.on_cpu_.store(false, std::memory_order_release);

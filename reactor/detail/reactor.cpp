@@ -130,7 +130,9 @@ WakeReason Reactor::wait_ready(const SourceHandle& handle, Interest direction, s
   // Arming after parking: an event that comes before the arm still finds us parked.
   if (needs_arm_) arm(handle, direction);
   const WakeReason why = self->suspend_until(record.ticket, deadline);
-  d.unpark(record);  // a timeout or cancellation left it there; a waker has already taken it
+  // Notified: a waker took the record and let go of the slot before its vote let us run. A timeout or
+  // cancellation may have left the record there.
+  if (why != WakeReason::notified) d.unpark(record);
   return why;
 }
 
@@ -171,20 +173,20 @@ void Reactor::dispatch(const ReadinessEvent& event) noexcept {
   IoSource* source = slot(static_cast<std::uint32_t>(event.token));
   if (!source) return;
   const auto generation = static_cast<std::uint32_t>(event.token >> 32);
-  const bool fired[2] = {event.readable, event.writable};
-  const bool closed[2] = {event.read_closed, event.write_closed};
-  for (int i = 0; i < 2; ++i) {
-    if (!fired[i]) continue;
-    // Stale: deregistered. Looked at for each direction: waking the reader may run it at once (the
-    // runtime's choice), and it may close the fd and reuse the slot before the writer's turn.
-    if (source->generation.load(std::memory_order_acquire) != generation) return;
-    auto& d = source->directions[i];
-    const bool queued = d.signal(closed[i]);
-    d.wake_parked();  // a wake that lands after a deregistration is spurious, and harmless: waiters retry
-    if (!queued) continue;  // nobody queued behind the parked fiber: no lock
-    std::lock_guard lock(source->mutex);
-    if (source->generation.load(std::memory_order_relaxed) == generation) d.waiters.wake_all();
-  }
+  // The generation is looked at for each direction: waking the reader may run it at once (the runtime's
+  // choice), and it may close the fd and reuse the slot before the writer's turn.
+  if (event.readable) signal(*source, generation, source->directions[0], event.read_closed);
+  if (event.writable) signal(*source, generation, source->directions[1], event.write_closed);
+}
+
+inline void Reactor::signal(IoSource& source, std::uint32_t generation, IoSource::Direction& d,
+                            bool closed) noexcept {
+  if (source.generation.load(std::memory_order_acquire) != generation) return;  // stale: deregistered
+  const bool queued = d.signal(closed);
+  d.wake_parked();      // a wake that lands after a deregistration is spurious, and harmless: waiters retry
+  if (!queued) return;  // nobody queued behind the parked fiber: no lock
+  std::lock_guard lock(source.mutex);
+  if (source.generation.load(std::memory_order_relaxed) == generation) d.waiters.wake_all();
 }
 
 std::size_t Reactor::poll(std::optional<std::chrono::nanoseconds> timeout) {

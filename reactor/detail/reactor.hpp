@@ -79,6 +79,8 @@ class Reactor {
   WakeReason wait_queued(const SourceHandle& handle, Interest direction, std::uint32_t seen,
                          std::optional<Deadline> deadline);
   void dispatch(const ReadinessEvent& event) noexcept;
+  // One direction of an event: a new epoch, then the waiters woken (unless the registration is stale).
+  void signal(IoSource& source, std::uint32_t generation, IoSource::Direction& d, bool closed) noexcept;
   // Asks a one-shot backend for an event in `direction` (after the waiter is published).
   void arm(const SourceHandle& handle, Interest direction) noexcept;
 
