@@ -51,10 +51,20 @@ std::size_t EpollBackend::wait(std::span<ReadinessEvent> out,
   if (n <= 0) return 0;  // EINTR or timeout
   for (int i = 0; i < n; ++i) {
     const auto flags = events[i].events;
+    ReadinessEvent& e = out[i];
+    e.token = events[i].data.u64;
+    if ((flags & ~(EPOLLIN | EPOLLOUT)) == 0) [[likely]] {  // the usual event: no hang-up, no error
+      e.readable = (flags & EPOLLIN) != 0;
+      e.writable = (flags & EPOLLOUT) != 0;
+      e.read_closed = e.write_closed = false;
+      continue;
+    }
     const bool failed = (flags & (EPOLLERR | EPOLLHUP)) != 0;
     const bool read_closed = failed || (flags & EPOLLRDHUP) != 0;
-    out[i] = ReadinessEvent{events[i].data.u64, read_closed || (flags & EPOLLIN) != 0,
-                            failed || (flags & EPOLLOUT) != 0, read_closed, failed};
+    e.readable = read_closed || (flags & EPOLLIN) != 0;
+    e.writable = failed || (flags & EPOLLOUT) != 0;
+    e.read_closed = read_closed;
+    e.write_closed = failed;
   }
   return static_cast<std::size_t>(n);
 }

@@ -68,13 +68,15 @@ struct IoSource {
     std::uint32_t snapshot() const noexcept { return state.load(std::memory_order_acquire); }
     // An event: a new epoch, ready (and closed, sticky, if the event says so). Returns whether fibers may
     // be waiting (the caller then wakes them).
-    // Two steps: a new epoch, then ready. Between them an operation sees "not ready" and waits, and a
-    // clear compares against the old epoch and fails; either way the wake that follows both steps finds
-    // the waiter parked (Dekker, below) and no readiness is lost.
+    // One compare-exchange: the new epoch and the ready bit land together, so nobody ever sees the new
+    // epoch not ready (a clear against it would then hide this event). Adding kEpochStep leaves the two
+    // flag bits alone, so the closed bit stays sticky.
     bool signal(bool closed = false) noexcept {
-      const std::uint32_t s = state.fetch_add(kEpochStep, std::memory_order_seq_cst);
       const std::uint32_t set = kReady | (closed ? kClosed : 0);
-      if ((s & set) != set) state.fetch_or(set, std::memory_order_seq_cst);
+      std::uint32_t s = state.load(std::memory_order_relaxed);
+      while (!state.compare_exchange_weak(s, (s + kEpochStep) | set, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed)) {
+      }
       return waiting.load(std::memory_order_seq_cst) != 0;
     }
     // The waiting fiber: publishes `record` if nobody else is parked here; false if the slot is taken.

@@ -50,7 +50,8 @@ void Worker::run(const std::atomic<bool>& stop, std::optional<Deadline> until) {
 
   while (!stop.load(std::memory_order_acquire)) {
     if (Task* task = next_task()) {
-      stop_searching();  // found work of our own: a searcher that keeps counting would silence wake-ups
+      if (searching_)
+        stop_searching();  // own work found: a searcher that keeps counting would silence wake-ups
       run_task(task);
       continue;
     }
@@ -67,7 +68,8 @@ void Worker::run(const std::atomic<bool>& stop, std::optional<Deadline> until) {
 
 Task* Worker::next_task() {
   ++tick_;
-  if (tick_ % event_interval_ == 0) {
+  if (--until_look_ == 0) {
+    until_look_ = event_interval_;
     // Fairness: a worker busy with ready fibers still looks at I/O, timers and its inbox regularly.
     look_around();
     if (Task* task = pop_inbox()) return task;
@@ -89,9 +91,11 @@ Task* Worker::next_task() {
     return pop_pinned();
   }
   if (Task* task = queue_.pop()) return task;
+  if (looked_next_ < looked_.size()) return looked_[looked_next_++];
   if (!deferred_.empty()) {
-    look_around();  // only yielded fibers are queued: let in what they yielded to, then run them
+    look_around();  // only yielded fibers wait: let in what they yielded to, then run them
     if (Task* task = queue_.pop()) return task;
+    if (looked_next_ < looked_.size()) return looked_[looked_next_++];
   }
   if (Task* task = pop_inbox()) return task;
   if (fire_timers() > 0) return next_task();
@@ -103,9 +107,20 @@ void Worker::look_around() {
   // caller looks at anyway: a loop of yields without I/O costs no syscall.
   if (reactor_.registered() != 0) poll_events(std::chrono::nanoseconds::zero());
   fire_timers();
-  for (Task* task : deferred_)
-    push_queue(task);
-  if (!deferred_.empty() && stealing_) scheduler_.notify_work();
+  if (deferred_.empty()) return;
+  if (stealing_) {
+    // Into the queue, where idle workers may steal them.
+    for (Task* task : deferred_)
+      push_queue(task);
+    scheduler_.notify_work();
+  } else if (looked_next_ == looked_.size()) {
+    // Nobody steals: they wait in `looked_`, in order, without a trip through the queue's atomics.
+    looked_.clear();
+    looked_next_ = 0;
+    std::swap(looked_, deferred_);
+  } else {
+    looked_.insert(looked_.end(), deferred_.begin(), deferred_.end());
+  }
   deferred_.clear();
 }
 
@@ -181,8 +196,8 @@ bool Worker::has_stealable_work() const noexcept {
 }
 
 bool Worker::has_local_work() const noexcept {
-  return lifo_ != nullptr || !queue_.empty() || !deferred_.empty() || !pinned_.empty() ||
-         inbox_.size_approx() != 0 || pinned_inbox_.size_approx() != 0;
+  return lifo_ != nullptr || !queue_.empty() || !deferred_.empty() || looked_next_ < looked_.size() ||
+         !pinned_.empty() || inbox_.size_approx() != 0 || pinned_inbox_.size_approx() != 0;
 }
 
 void Worker::park(std::optional<Deadline> until) {

@@ -73,7 +73,8 @@ class Worker : public FiberThread {
   void push_queue(Task* task);
   std::size_t poll_events(std::optional<std::chrono::nanoseconds> timeout);
   std::size_t fire_timers();
-  // Polls the backend without blocking, fires due timers, then queues the deferred (yielded) fibers.
+  // Polls the backend without blocking, fires due timers, then makes the deferred (yielded) fibers
+  // runnable: queued (stealing on) or moved to `looked_`.
   void look_around();
   bool has_local_work() const noexcept;
 
@@ -90,9 +91,14 @@ class Worker : public FiberThread {
   // Fibers that yielded: they run again only after the worker's next look at its backend and timers, so
   // a fiber yielding in a loop lets I/O in (tokio defers a yielded task the same way). Owner only.
   std::vector<Task*> deferred_;
+  // Without stealing, deferred fibers that the last look let go: run in order after the queue, from
+  // looked_[looked_next_] on. Owner only.
+  std::vector<Task*> looked_;
+  std::size_t looked_next_ = 0;
   Task* lifo_ = nullptr;           // owner only; never stolen
   std::uint32_t lifo_streak_ = 0;  // fibers run from the LIFO slot in a row
   std::uint64_t tick_ = 0;
+  std::uint32_t until_look_ = event_interval_;  // fibers to run before the next look_around()
   bool searching_ = false;
   bool run_woken_now_ = false;  // the loop dispatches its reactor's events without stealing: try_run_now()
   std::atomic<bool> sleeping_{false};  // in (or about to enter) a blocking backend wait
