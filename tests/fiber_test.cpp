@@ -43,6 +43,22 @@ TEST_CASE("100,000 fibers across 2 workers, joined from main") {
   CHECK(sum == 100'000);
 }
 
+TEST_CASE("a join from one worker races the fiber finishing on another (the lazily made join list)") {
+  // The joiner's list is made by the first join (Fiber::joiners()), while the fiber may be completing on
+  // the other worker's thread: a Dekker pair on `finished_` and the list pointer. A lost wake hangs here.
+  fiberio::Runtime rt{fiberio::Config{.threads = 2, .work_stealing = false}};
+  rt.block_on([&rt] {
+    for (int round = 0; round < 20'000; ++round) {
+      auto child = rt.spawn_on(1, [round] {
+        if (round % 3 == 0) fiberio::yield();
+        return round;
+      });
+      if (round % 2 == 0) fiberio::yield();  // so the join lands before, during and after the finish
+      REQUIRE(child.join() == round);
+    }
+  });
+}
+
 TEST_CASE("an exception crosses join") {
   fiberio::block_on([] {
     auto h = fiberio::spawn([]() -> int { throw std::runtime_error("boom"); });

@@ -17,7 +17,7 @@ struct Fiber::JoinWaiters {
   WaitList list;
 };
 
-Fiber::Fiber(std::string name) : name_(std::move(name)), joiners_(new JoinWaiters) {}
+Fiber::Fiber(std::string name) : name_(std::move(name)) {}
 
 Fiber::~Fiber() {
   if (error_ && !error_observed_) {
@@ -31,7 +31,7 @@ Fiber::~Fiber() {
       std::fprintf(stderr, "fiberio: fiber '%s' ended with an unobserved exception\n", name_.c_str());
     }
   }
-  delete joiners_;
+  delete joiners_.load(std::memory_order_acquire);
 }
 
 // Inlined into suspend() and yield_now(): one call frame less on every switch.
@@ -89,16 +89,31 @@ void Fiber::wait_finished_blocking() const noexcept {
     finished_.wait(false, std::memory_order_acquire);
 }
 
+Fiber::JoinWaiters& Fiber::joiners() {
+  JoinWaiters* joiners = joiners_.load(std::memory_order_seq_cst);
+  if (joiners) return *joiners;
+  auto made = std::make_unique<JoinWaiters>();
+  // seq_cst: a Dekker pair with complete(), which sets finished_ and then looks at joiners_. Either it
+  // sees this list (and wakes whoever queues on it), or the caller sees finished_ under the list's lock.
+  if (joiners_.compare_exchange_strong(joiners, made.get(), std::memory_order_seq_cst))
+    return *made.release();
+  return *joiners;  // another joiner was first
+}
+
 void Fiber::wait_finished() {
-  std::unique_lock lock(joiners_->mutex);
-  while (!finished())
-    throw_if_cancelled(suspend_on(joiners_->list, lock));
+  if (finished()) return;
+  JoinWaiters& joiners = this->joiners();
+  std::unique_lock lock(joiners.mutex);
+  while (!finished_.load(std::memory_order_seq_cst))  // seq_cst: see joiners()
+    throw_if_cancelled(suspend_on(joiners.list, lock));
 }
 
 bool Fiber::wait_finished_until(Deadline deadline) {
-  std::unique_lock lock(joiners_->mutex);
-  while (!finished()) {
-    const WakeReason why = suspend_on(joiners_->list, lock, deadline);
+  if (finished()) return true;
+  JoinWaiters& joiners = this->joiners();
+  std::unique_lock lock(joiners.mutex);
+  while (!finished_.load(std::memory_order_seq_cst)) {  // seq_cst: see joiners()
+    const WakeReason why = suspend_on(joiners.list, lock, deadline);
     throw_if_cancelled(why);
     if (why == WakeReason::timeout) return finished();
   }
@@ -140,9 +155,12 @@ void Fiber::execute() noexcept {
 
 void Fiber::complete() noexcept {
   {
-    std::lock_guard lock(joiners_->mutex);
-    finished_.store(true, std::memory_order_release);
-    joiners_->list.wake_all();
+    finished_.store(true, std::memory_order_seq_cst);
+    // A fiber nobody joined (a detached one) never made a list: no lock, no allocation.
+    if (JoinWaiters* joiners = joiners_.load(std::memory_order_seq_cst)) {
+      std::lock_guard lock(joiners->mutex);  // a joiner that saw finished_ false is queued by now
+      joiners->list.wake_all();
+    }
   }
   finished_.notify_all();
 }

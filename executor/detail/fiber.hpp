@@ -232,7 +232,10 @@ class Fiber {
   std::atomic<bool> on_cpu_{false};
 
   struct JoinWaiters;
-  JoinWaiters* joiners_;  // fibers waiting in wait_finished(); a pointer since WaitList needs Fiber complete
+  // Fibers waiting in wait_finished(): made by the first joiner (a pointer, since WaitList needs Fiber
+  // complete; lazily, since a detached fiber needs none).
+  std::atomic<JoinWaiters*> joiners_{nullptr};
+  JoinWaiters& joiners();  // throws std::bad_alloc
 };
 
 }  // namespace fiberio::detail
