@@ -4,8 +4,10 @@
 // reactor, stealing and parking. A worker loops: run a ready fiber (LIFO slot, then local queue, then inbox);
 // every `event_interval` runs look at the inbox, timers and backend first; a fiber that yields waits in
 // `deferred_` until the next such look (taken at once when nothing else is queued); when out of work,
-// steal (if enabled), then park in the backend's wait with the next timer as timeout. docs/design.md walks
-// the states. Pinned fibers have their own queue and inbox, which steal_into() never touches.
+// steal (if enabled), then park in the backend's wait with the next timer as timeout. Without stealing, a
+// fiber woken by the worker's own reactor runs from inside the event's dispatch (try_run_now), and looked-at
+// yielded fibers run from `looked_`, not through the queue. docs/design.md walks the states. Pinned fibers
+// have their own queue and inbox, which steal_into() never touches.
 // Thread-safety: the loop, push_local() and the LIFO slot belong to the worker's thread.
 // push_remote(), unpark(), the inbox, the timers and the reactor's registration calls are for any thread;
 // steal_from() is called by other workers. Invariants: a fiber is in at most one queue, and is queued only
