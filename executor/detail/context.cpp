@@ -9,23 +9,35 @@ extern "C" void __tsan_switch_to_fiber(void* fiber, unsigned flags);
 
 namespace fiberio::detail {
 
-boost::context::fiber make_context(Fiber& fiber, const boost::context::stack_context& stack,
-                                   std::size_t stack_size) {
-  return boost::context::fiber(std::allocator_arg, boost::context::preallocated(stack.sp, stack.size, stack),
-                               PooledStackAllocator{stack_size}, [&fiber](boost::context::fiber&& worker) {
-                                 fiber.enter(std::move(worker));
-                                 // Switch TSan to the worker here, in uninstrumented code: an instrumented
-                                 // function that switched would exit on a stack it never entered.
-                                 [[maybe_unused]] void* tsan_worker = fiber.prepare_leave();
+namespace fc = boost::context::detail;
+
+Context make_context(const boost::context::stack_context& stack) {
+  // The first frame of the fiber's stack: it runs the fiber, then leaves for good.
+  constexpr auto entry = [](fc::transfer_t from) noexcept {
+    Fiber& self = *static_cast<Fiber*>(from.data);
+    self.enter(from.fctx);
+    // Switch TSan to the worker here, in uninstrumented code: an instrumented function that switched
+    // would exit on a stack it never entered.
+    [[maybe_unused]] void* tsan_worker = self.prepare_leave();
 #ifdef FIBERIO_CONTEXT_TSAN
-                                 __tsan_switch_to_fiber(tsan_worker, 0);
+    __tsan_switch_to_fiber(tsan_worker, 0);
 #endif
-                                 return fiber.take_return_context();
-                               });
+    const StackBounds bounds = self.stack_bounds();  // const only for the sanitizer interfaces
+    boost::context::stack_context stack{};
+    stack.sp = const_cast<char*>(static_cast<const char*>(bounds.bottom)) + bounds.size;
+    stack.size = bounds.size;
+    // On the worker's stack, as the result of its switch into us: this stack is no longer in use there.
+    fc::ontop_fcontext(self.take_return_context(), &stack, [](fc::transfer_t last) noexcept {
+      StackPool::local().deallocate(*static_cast<const boost::context::stack_context*>(last.data));
+      return fc::transfer_t{nullptr, nullptr};
+    });
+    __builtin_unreachable();  // nothing resumes a finished fiber
+  };
+  return fc::make_fcontext(stack.sp, stack.size, +entry);
 }
 
-__attribute__((noinline)) boost::context::fiber switch_context(boost::context::fiber&& target) noexcept {
-  return std::move(target).resume();
+__attribute__((noinline)) Context switch_context(Context target, Fiber* fiber) noexcept {
+  return fc::jump_fcontext(target, fiber).fctx;
 }
 
 }  // namespace fiberio::detail

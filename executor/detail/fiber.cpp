@@ -7,8 +7,10 @@
 #include <fiberio/executor/detail/timer_queue.hpp>
 #include <fiberio/executor/detail/wait_list.hpp>
 
+#include <cassert>
 #include <cstdio>
 #include <memory>
+#include <utility>
 
 namespace fiberio::detail {
 
@@ -20,6 +22,9 @@ struct Fiber::JoinWaiters {
 Fiber::Fiber(std::string name) : name_(std::move(name)) {}
 
 Fiber::~Fiber() {
+  // Whoever runs a fiber holds a reference until it finishes, so no fiber dies suspended (its stack
+  // would never be unwound nor returned).
+  assert(!context_ && "fiber destroyed while suspended");
   if (error_ && !error_observed_) {
     try {
       std::rethrow_exception(error_);
@@ -40,7 +45,7 @@ __attribute__((always_inline)) inline void Fiber::switch_out(Exit how) noexcept 
   FiberThread* thread = FiberThread::current();
   start_switch(&asan_fake_stack_, thread->thread_stack());
   tsan_switch_to(thread->tsan_context());
-  return_context_ = switch_context(std::move(return_context_));
+  return_context_ = switch_context(return_context_, nullptr);
   finish_switch(asan_fake_stack_);
 }
 
@@ -124,12 +129,12 @@ void Fiber::create_context(std::size_t size) {
   const boost::context::stack_context stack = StackPool::local().allocate(size);
   stack_ = StackBounds{static_cast<char*>(stack.sp) - stack.size, stack.size};
   tsan_fiber_ = tsan_create();
-  context_ = make_context(*this, stack, size);
+  context_ = make_context(stack);
 }
 
-void Fiber::enter(boost::context::fiber&& thread) noexcept {
+void Fiber::enter(boost::context::detail::fcontext_t thread) noexcept {
   finish_switch(nullptr);
-  return_context_ = std::move(thread);
+  return_context_ = thread;
   execute();
   exit_ = Exit::finished;
 }
@@ -140,8 +145,8 @@ void* Fiber::prepare_leave() noexcept {
   return thread->tsan_context();
 }
 
-boost::context::fiber Fiber::take_return_context() noexcept {
-  return std::move(return_context_);
+boost::context::detail::fcontext_t Fiber::take_return_context() noexcept {
+  return std::exchange(return_context_, nullptr);
 }
 
 void Fiber::execute() noexcept {

@@ -24,7 +24,8 @@
 #include <fiberio/executor/clock.hpp>
 #include <fiberio/executor/detail/sanitizer.hpp>
 
-#include <boost/context/fiber.hpp>
+#include <boost/context/detail/fcontext.hpp>
+#include <boost/context/stack_context.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -194,11 +195,11 @@ class Fiber {
   WakeReason suspend_with_timer(std::uint64_t ticket, Deadline deadline);
   void create_context(std::size_t stack_size);
   // The first and last code of the fiber's own context (called from executor/detail/context.cpp).
-  friend boost::context::fiber make_context(Fiber&, const boost::context::stack_context&, std::size_t);
-  void enter(boost::context::fiber&& thread) noexcept;
+  friend boost::context::detail::fcontext_t make_context(const boost::context::stack_context&);
+  void enter(boost::context::detail::fcontext_t thread) noexcept;
   // Returns the TSan context to switch to; the caller switches, then takes the thread's context.
   void* prepare_leave() noexcept;
-  boost::context::fiber take_return_context() noexcept;
+  boost::context::detail::fcontext_t take_return_context() noexcept;
   void switch_out(Exit how) noexcept;
   void execute() noexcept;
 
@@ -213,8 +214,10 @@ class Fiber {
   bool error_observed_ = false;
   Exit exit_ = Exit::waiting;
 
-  boost::context::fiber context_;  // where this fiber resumes; empty before the first run and after the last
-  boost::context::fiber return_context_;  // where the fiber returns to: the thread that resumed it last
+  // Where this fiber resumes (executor/detail/context.hpp); null before the first run and after the last.
+  boost::context::detail::fcontext_t context_ = nullptr;
+  // Where the fiber returns to: the thread that resumed it last.
+  boost::context::detail::fcontext_t return_context_ = nullptr;
   StackBounds stack_;
   void* asan_fake_stack_ = nullptr;
   void* tsan_fiber_ = nullptr;

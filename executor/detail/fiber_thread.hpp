@@ -88,7 +88,7 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
     std::swap(thread_exceptions, fiber.exception_state_);
   start_switch(&asan_fake_stack_, fiber.stack_);
   tsan_switch_to(fiber.tsan_fiber_);
-  fiber.context_ = switch_context(std::move(fiber.context_));
+  fiber.context_ = switch_context(fiber.context_, &fiber);
   finish_switch(asan_fake_stack_);
   // The thread's state is now the fiber's own.
   const bool in_exception =

@@ -46,11 +46,4 @@ class StackPool {
   std::size_t low_water_ = 0;  // fewest cached stacks seen since the last trim
 };
 
-// Boost.Context stack allocator handing stacks back to the current thread's pool.
-struct PooledStackAllocator {
-  std::size_t size;
-  boost::context::stack_context allocate() { return StackPool::local().allocate(size); }
-  void deallocate(boost::context::stack_context& stack) noexcept { StackPool::local().deallocate(stack); }
-};
-
 }  // namespace fiberio::detail
