@@ -778,3 +778,29 @@ TEST_CASE("a fiber that waits inside a catch handler finds its exception again, 
     CHECK(seen_in_handler == "the catcher's");
   });
 }
+
+TEST_CASE("block_on from inside a catch handler: fibers do not see the caller's exception, nor it theirs") {
+  // The loop then runs inside a handler (FiberThread's loop_in_exception_): every switch swaps.
+  bool outer_kept = false;
+  try {
+    throw std::runtime_error("the caller's");
+  } catch (const std::runtime_error&) {
+    const bool fiber_saw_none = fiberio::block_on([] {
+      const bool none = !std::current_exception();
+      try {
+        throw std::logic_error("the fiber's");
+      } catch (const std::logic_error&) {
+        fiberio::yield();  // switches out inside its own handler, with the caller's one outside
+        if (!std::current_exception()) return false;
+      }
+      return none;
+    });
+    CHECK(fiber_saw_none);
+    try {
+      throw;
+    } catch (const std::runtime_error& again) {
+      outer_kept = std::string(again.what()) == "the caller's";
+    }
+  }
+  CHECK(outer_kept);
+}

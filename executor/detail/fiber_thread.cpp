@@ -41,6 +41,8 @@ FiberThread::Binding::Binding(FiberThread& thread) noexcept : outer_(current()) 
   thread.thread_stack_ = current_thread_stack();
   thread.tsan_context_ = tsan_current();
   thread.exception_globals_ = reinterpret_cast<Fiber::ExceptionState*>(abi::__cxa_get_globals());
+  thread.loop_in_exception_ = thread.exception_globals_->caught_exceptions != nullptr ||
+                              thread.exception_globals_->uncaught_exceptions != 0;
   prepare_thread_for_overflow_reports();
 }
 

@@ -68,6 +68,10 @@ class FiberThread : private Turn {
   // This thread's C++ exception state (__cxa_get_globals(), fixed per thread): looked up once at binding,
   // not on every switch.
   Fiber::ExceptionState* exception_globals_ = nullptr;
+  // Whether the code that bound this thread (the loop) runs inside a catch handler or an unwinding, as a
+  // block_on() called from a handler does; fixed for the binding's life, since the loop's own code
+  // leaves every handler it enters before it resumes the next fiber.
+  bool loop_in_exception_ = false;
 };
 
 // Inline: the worker loop's switch is the hottest path of the runtime; one call frame less around it
@@ -80,10 +84,9 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
   budget_left = io_budget_;
   if (!fiber.context_) fiber.create_context(stack_size_);
   // The exception state is swapped only when one side has one (the loop runs inside a catch handler, or
-  // the fiber last left inside one): almost never, so the usual switch does two loads instead.
+  // the fiber last left inside one): almost never, so the usual switch only looks, after the switch.
   Fiber::ExceptionState& thread_exceptions = *exception_globals_;
-  const bool swapped = fiber.exception_saved_ || thread_exceptions.caught_exceptions != nullptr ||
-                       thread_exceptions.uncaught_exceptions != 0;
+  const bool swapped = fiber.exception_saved_ || loop_in_exception_;
   if (swapped) [[unlikely]]
     std::swap(thread_exceptions, fiber.exception_state_);
   start_switch(&asan_fake_stack_, fiber.stack_);

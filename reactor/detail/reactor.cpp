@@ -38,7 +38,7 @@ Reactor::~Reactor() {
     delete chunks_[i].load(std::memory_order_relaxed);
 }
 
-IoSource* Reactor::slot(std::uint32_t index) noexcept {
+inline IoSource* Reactor::slot(std::uint32_t index) noexcept {
   Chunk* chunk = chunks_[index / kChunkSize].load(std::memory_order_acquire);
   return chunk ? &chunk->sources[index % kChunkSize] : nullptr;
 }
