@@ -804,3 +804,37 @@ TEST_CASE("block_on from inside a catch handler: fibers do not see the caller's 
   }
   CHECK(outer_kept);
 }
+
+TEST_CASE("a yielding fiber is not starved by a queue that never runs dry (stealing off)") {
+  // A chain of fibers, each spawning the next before it ends, keeps exactly one fiber queued at every
+  // turn of the loop. Without stealing, yielded fibers wait apart from the queue (Worker::looked_); they
+  // must still get their turn after each of the worker's looks at I/O and timers.
+  for (const std::uint32_t threads : {1u, 2u}) {
+    CAPTURE(threads);
+    fiberio::Runtime rt{fiberio::Config{.threads = threads, .work_stealing = false}};
+    const std::uint64_t yields = rt.block_on([&rt] {
+      std::atomic<bool> chain_done{false};
+      std::atomic<std::uint64_t> count{0};
+      auto yielder = fiberio::spawn([&] {
+        while (!chain_done.load(std::memory_order_acquire)) {
+          count.fetch_add(1, std::memory_order_relaxed);
+          fiberio::yield();
+        }
+      });
+      struct Link {
+        static void run(int left, std::atomic<bool>& done) {
+          if (left == 0) {
+            done.store(true, std::memory_order_release);
+            return;
+          }
+          fiberio::spawn([left, &done] { run(left - 1, done); }).detach();
+        }
+      };
+      Link::run(20'000, chain_done);
+      yielder.join();
+      return count.load();
+    });
+    // One turn per look (every 61 runs) at least: about 330 for the chain's 20,000 fibers.
+    CHECK(yields >= 100);
+  }
+}

@@ -84,6 +84,9 @@ Task* Worker::next_task() {
     push_queue(task);
   }
   lifo_streak_ = 0;
+  // Yielded fibers the last look let go come first: the queue may never run dry, and they must not starve
+  // behind it (they wait at most until the next look, and run before what was queued since).
+  if (looked_next_ < looked_.size()) return looked_[looked_next_++];
   if (!pinned_.empty()) [[unlikely]] {
     // Pinned fibers take turns with the shared queue, so neither can starve the other.
     if (tick_ & 1) return pop_pinned();
@@ -91,7 +94,6 @@ Task* Worker::next_task() {
     return pop_pinned();
   }
   if (Task* task = queue_.pop()) return task;
-  if (looked_next_ < looked_.size()) return looked_[looked_next_++];
   if (!deferred_.empty()) {
     look_around();  // only yielded fibers wait: let in what they yielded to, then run them
     if (Task* task = queue_.pop()) return task;
@@ -113,13 +115,15 @@ void Worker::look_around() {
     for (Task* task : deferred_)
       push_queue(task);
     scheduler_.notify_work();
-  } else if (looked_next_ == looked_.size()) {
-    // Nobody steals: they wait in `looked_`, in order, without a trip through the queue's atomics.
-    looked_.clear();
-    looked_next_ = 0;
-    std::swap(looked_, deferred_);
   } else {
-    looked_.insert(looked_.end(), deferred_.begin(), deferred_.end());
+    // Nobody steals: they wait in `looked_`, in order, without a trip through the queue's atomics.
+    looked_.erase(looked_.begin(), looked_.begin() + static_cast<std::ptrdiff_t>(looked_next_));
+    looked_next_ = 0;
+    if (looked_.empty()) {
+      std::swap(looked_, deferred_);
+    } else {
+      looked_.insert(looked_.end(), deferred_.begin(), deferred_.end());
+    }
   }
   deferred_.clear();
 }

@@ -93,7 +93,7 @@ class Worker : public FiberThread {
   // Fibers that yielded: they run again only after the worker's next look at its backend and timers, so
   // a fiber yielding in a loop lets I/O in (tokio defers a yielded task the same way). Owner only.
   std::vector<Task*> deferred_;
-  // Without stealing, deferred fibers that the last look let go: run in order after the queue, from
+  // Without stealing, deferred fibers that the last looks let go: run in order, before the queue, from
   // looked_[looked_next_] on. Owner only.
   std::vector<Task*> looked_;
   std::size_t looked_next_ = 0;
