@@ -62,7 +62,8 @@ class AsyncFd {
 
   // Runs `op` (a syscall wrapper that returns a negative value and sets errno on failure) until it stops
   // failing with EAGAIN, suspending on `direction` in between. The building block of every net operation.
-  // The ready check is one atomic load; the source's lock is taken only to suspend (io_source.hpp).
+  // The ready check is one atomic load; parking takes no lock either, unless a second fiber already waits
+  // in the same direction (io_source.hpp).
   template <class Op>
   auto io(Interest direction, Op&& op, std::optional<Deadline> deadline = {})
       -> std::expected<decltype(op()), std::error_code> {

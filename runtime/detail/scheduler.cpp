@@ -43,6 +43,10 @@ Scheduler::Scheduler(Config config, bool caller_driven)
 
 Scheduler::~Scheduler() {
   shutdown();
+  // A thread that woke one of our fibers may still be inside hand_over(), after the fiber it queued
+  // finished: a few instructions more.
+  while (handing_over_.load(std::memory_order_acquire) != 0)
+    std::this_thread::yield();
 }
 
 // The executor's seam (executor/detail/fiber.hpp): every fiber the runtime runs is a Task.
@@ -82,8 +86,7 @@ void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
   if (here && here->index() == target) {
     here->push_local(fiber, false);
   } else {
-    // A busy target gets to its inbox only in its next round: let an idle worker steal it meanwhile.
-    if (!workers_[target]->push_remote(fiber) && config_.work_stealing) notify_work();
+    hand_over(fiber, target);
   }
 }
 
@@ -97,7 +100,15 @@ void Scheduler::schedule(Task* fiber) {
     here->push_local(fiber, here->running() != nullptr);
     return;
   }
-  if (!workers_[fiber->home]->push_remote(fiber) && config_.work_stealing) notify_work();
+  hand_over(fiber, fiber->home);
+}
+
+void Scheduler::hand_over(Task* task, std::uint32_t worker) {
+  // Counted before the fiber is queued: until then it cannot finish, so the runtime is alive.
+  handing_over_.fetch_add(1, std::memory_order_acq_rel);
+  // A busy worker gets to its inbox only in its next round: let an idle worker steal it meanwhile.
+  if (!workers_[worker]->push_remote(task) && config_.work_stealing) notify_work();
+  handing_over_.fetch_sub(1, std::memory_order_release);  // the last touch of this scheduler
 }
 
 void Scheduler::notify_work() {

@@ -58,6 +58,9 @@ class Scheduler {
 
  private:
   void cancel_all();
+  // Queues `task` in `worker`'s inbox from any thread and wakes a worker as needed, keeping this
+  // scheduler alive until it is done (handing_over_).
+  void hand_over(Task* task, std::uint32_t worker);
 
   const Config config_;
   const bool caller_driven_;
@@ -73,6 +76,10 @@ class Scheduler {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
   std::once_flag shutdown_once_;
+  // Calls of hand_over() in progress. Once queued, a fiber may run to its end and the runtime be
+  // destroyed before the caller, on a thread of its own, has unparked the worker: the destructor waits
+  // for this to drop to zero.
+  std::atomic<std::uint32_t> handing_over_{0};
 };
 
 }  // namespace fiberio::detail
