@@ -67,10 +67,9 @@ struct IoSource {
 
     std::uint32_t snapshot() const noexcept { return state.load(std::memory_order_acquire); }
     // An event: a new epoch, ready (and closed, sticky, if the event says so). Returns whether fibers may
-    // be waiting (the caller then wakes them).
-    // One compare-exchange: the new epoch and the ready bit land together, so nobody ever sees the new
-    // epoch not ready (a clear against it would then hide this event). Adding kEpochStep leaves the two
-    // flag bits alone, so the closed bit stays sticky.
+    // be waiting (the caller then wakes them). One compare-exchange: the new epoch and the ready bit land
+    // together, so nobody ever sees the new epoch not ready (a clear against it would then hide this
+    // event). Adding kEpochStep leaves the two flag bits alone, so the closed bit stays sticky.
     bool signal(bool closed = false) noexcept {
       const std::uint32_t set = kReady | (closed ? kClosed : 0);
       std::uint32_t s = state.load(std::memory_order_relaxed);
