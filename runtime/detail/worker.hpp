@@ -6,8 +6,8 @@
 // `deferred_` until the next such look (taken at once when nothing else is queued); when out of work,
 // steal (if enabled), then park in the backend's wait with the next timer as timeout. Without stealing, a
 // fiber woken by the worker's own reactor runs from inside the event's dispatch (try_run_now), and looked-at
-// yielded fibers run from `looked_`, not through the queue. docs/design.md walks the states. Pinned fibers
-// have their own queue and inbox, which steal_into() never touches.
+// yielded fibers run from `looked_`, after the LIFO slot, before the queue. docs/design.md walks the states.
+// Pinned fibers have their own queue and inbox, which steal_into() never touches.
 // Thread-safety: the loop, push_local() and the LIFO slot belong to the worker's thread.
 // push_remote(), unpark(), the inbox, the timers and the reactor's registration calls are for any thread;
 // steal_from() is called by other workers. Invariants: a fiber is in at most one queue, and is queued only
