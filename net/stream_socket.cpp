@@ -32,24 +32,11 @@ IoResult<void> StreamSocket::read_exact(std::span<std::byte> buffer, std::option
   return {};
 }
 
-IoResult<std::size_t> StreamSocket::write_some(std::span<const std::byte> buffer,
-                                               std::optional<Deadline> deadline) {
-  auto n = fd_.io_some(
-      Interest::write,
-      [&] { return detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); },
-      buffer.size(), deadline);
-  if (!n) return std::unexpected(n.error());
-  return static_cast<std::size_t>(*n);
-}
-
-IoResult<void> StreamSocket::write_all(std::span<const std::byte> buffer, std::optional<Deadline> deadline) {
-  while (!buffer.empty()) {
-    auto n = fd_.io_some(
-        Interest::write,
-        [&] { return detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); },
-        buffer.size(), deadline);
+IoResult<void> StreamSocket::write_rest(std::span<const std::byte> rest, std::optional<Deadline> deadline) {
+  while (!rest.empty()) {
+    auto n = write_some(rest, deadline);
     if (!n) return std::unexpected(n.error());
-    buffer = buffer.subspan(static_cast<std::size_t>(*n));
+    rest = rest.subspan(*n);
   }
   return {};
 }

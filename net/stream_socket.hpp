@@ -19,6 +19,9 @@
 #include <fiberio/net/address.hpp>
 #include <fiberio/net/error.hpp>
 #include <fiberio/reactor/async_fd.hpp>
+#include <fiberio/reactor/detail/syscall.hpp>
+
+#include <sys/socket.h>
 
 #include <cstddef>
 #include <optional>
@@ -46,8 +49,25 @@ class StreamSocket {
   IoResult<void> read_exact(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
 
   // At least one byte (for a non-empty buffer), as many as the socket takes now.
-  IoResult<std::size_t> write_some(std::span<const std::byte> buffer, std::optional<Deadline> deadline = {});
-  IoResult<void> write_all(std::span<const std::byte> buffer, std::optional<Deadline> deadline = {});
+  IoResult<std::size_t> write_some(std::span<const std::byte> buffer, std::optional<Deadline> deadline = {}) {
+    auto n = fd_.io_some(
+        Interest::write,
+        [&] { return detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); },
+        buffer.size(), deadline);
+    if (!n) [[unlikely]]
+      return std::unexpected(n.error());
+    return static_cast<std::size_t>(*n);
+  }
+  // Inline: the usual write, one send that takes it all, costs no call; a partial one goes on out of line.
+  IoResult<void> write_all(std::span<const std::byte> buffer, std::optional<Deadline> deadline = {}) {
+    if (buffer.empty()) return {};
+    auto n = write_some(buffer, deadline);
+    if (!n) [[unlikely]]
+      return std::unexpected(n.error());
+    if (*n == buffer.size()) [[likely]]
+      return {};
+    return write_rest(buffer.subspan(*n), deadline);
+  }
   IoResult<void> write_all(std::string_view text, std::optional<Deadline> deadline = {}) {
     return write_all(std::as_bytes(std::span(text.data(), text.size())), deadline);
   }
@@ -67,6 +87,10 @@ class StreamSocket {
 
  protected:
   AsyncFd fd_;
+
+ private:
+  // write_all() after a partial write: loops until `rest` is sent.
+  IoResult<void> write_rest(std::span<const std::byte> rest, std::optional<Deadline> deadline);
 };
 
 }  // namespace fiberio

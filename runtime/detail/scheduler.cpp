@@ -49,12 +49,6 @@ Scheduler::~Scheduler() {
     std::this_thread::yield();
 }
 
-// The executor's seam (executor/detail/fiber.hpp): every fiber the runtime runs is a Task.
-void schedule(Fiber& fiber) noexcept {
-  Task& task = static_cast<Task&>(fiber);
-  task.scheduler().schedule(&task);
-}
-
 void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
   bool start_cancelled;
   {
@@ -90,7 +84,7 @@ void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
   }
 }
 
-void Scheduler::schedule(Task* fiber) {
+__attribute__((always_inline)) inline void Scheduler::schedule(Task* fiber) {
   Worker* here = Worker::current();
   if (here && &here->scheduler() == this &&
       ((config_.work_stealing && !fiber->pinned) || fiber->home == here->index())) {
@@ -101,6 +95,12 @@ void Scheduler::schedule(Task* fiber) {
     return;
   }
   hand_over(fiber, fiber->home);
+}
+
+// The executor's seam (executor/detail/fiber.hpp): every fiber the runtime runs is a Task.
+void schedule(Fiber& fiber) noexcept {
+  Task& task = static_cast<Task&>(fiber);
+  task.scheduler().schedule(&task);
 }
 
 void Scheduler::hand_over(Task* task, std::uint32_t worker) {

@@ -38,8 +38,6 @@ class Scheduler {
   // Registers a new fiber and queues it: on `worker` if given, else on the calling worker, else
   // round-robin. Takes over the fiber's initial reference.
   void submit(Task* task, std::optional<std::uint32_t> worker);
-  // Makes a woken task runnable (the wait protocol's second vote lands here, through schedule(Fiber&)).
-  void schedule(Task* task);
   // Stealable work appeared: wake a parked worker if nobody is searching.
   void notify_work();
   // A worker reports a fiber that ran to completion.
@@ -57,6 +55,11 @@ class Scheduler {
   std::vector<WorkerStats> stats() const;
 
  private:
+  // Makes a woken task runnable: the wait protocol's second vote, which every caller casts through the
+  // executor's seam, schedule(Fiber&). Defined inline there, so that a wake-up goes from the vote to the
+  // fiber in one call frame.
+  friend void schedule(Fiber& fiber) noexcept;
+  void schedule(Task* task);
   void cancel_all();
   // Queues `task` in `worker`'s inbox from any thread and wakes a worker as needed, keeping this
   // scheduler alive until it is done (handing_over_).

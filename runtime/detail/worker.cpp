@@ -31,7 +31,7 @@ __attribute__((always_inline)) inline void Worker::run_task(Task* task) {
   task->home = index();
   switch (resume(*task)) {
     case Fiber::Exit::waiting:
-      if (task->switched_out()) scheduler_.schedule(task);
+      if (task->switched_out()) schedule(*task);
       return;
     case Fiber::Exit::yielding:
       deferred_.push_back(task);  // after the next look at I/O and timers (next_task)
