@@ -6,6 +6,7 @@
 #include <fiberio/executor/condition_variable.hpp>
 #include <fiberio/executor/event.hpp>
 #include <fiberio/executor/mutex.hpp>
+#include <fiberio/executor/select.hpp>
 #include <fiberio/executor/semaphore.hpp>
 #include <fiberio/executor/this_fiber.hpp>
 #include <fiberio/executor/wait_group.hpp>

@@ -8,6 +8,8 @@
 // send() returns false (and drops nothing: the value stays with the caller's copy semantics) when the
 // channel is closed. Items are delivered in send order, each to exactly one receiver. A woken receiver
 // or sender re-checks under the lock, so a wake-up stolen by a barging fiber is never a lost item.
+// on_recv(ch) and on_send(ch, value) make a receive or a send one branch of fiberio::select
+// (executor/select.hpp), with recv()'s and send()'s results.
 // Thread-safety: any fiber or thread; plain threads block when they must wait.
 #pragma once
 
@@ -18,6 +20,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 namespace fiberio {
 
@@ -80,6 +83,70 @@ class Channel {
     senders_.wake_all();
   }
 
+  // A receive as a select() branch: its result is recv()'s (nullopt once closed and drained).
+  class Recv {
+   public:
+    using result_type = std::optional<T>;
+    explicit Recv(Channel& channel) noexcept : channel_(channel) {}
+    std::optional<result_type> try_complete() {
+      std::unique_lock guard(channel_.mutex_);
+      if (channel_.items_.empty() && !channel_.closed_) return std::nullopt;
+      return result_type{channel_.take(guard)};
+    }
+    bool subscribe(detail::Waiter& waiter) {
+      std::lock_guard guard(channel_.mutex_);
+      if (channel_.items_.empty() && !channel_.closed_) {
+        channel_.receivers_.push_back(waiter);
+        return false;
+      }
+      return waiter.wake();
+    }
+    void unsubscribe(detail::Waiter& waiter) {
+      std::lock_guard guard(channel_.mutex_);
+      channel_.receivers_.remove(waiter);
+    }
+    std::optional<Deadline> deadline() const noexcept { return std::nullopt; }
+
+   private:
+    Channel& channel_;
+  };
+
+  // A send as a select() branch: its result is send()'s (false: closed). The value stays in the branch
+  // until the send completes: a send that lost, or found the channel closed, gives it back.
+  class Send {
+   public:
+    using result_type = bool;
+    Send(Channel& channel, T value) : channel_(channel), value_(std::move(value)) {}
+    std::optional<result_type> try_complete() {
+      std::lock_guard guard(channel_.mutex_);
+      if (channel_.closed_) return false;
+      if (channel_.items_.size() >= channel_.capacity_) return std::nullopt;
+      channel_.items_.push_back(std::move(*value_));
+      value_.reset();
+      channel_.receivers_.wake_one();
+      return true;
+    }
+    bool subscribe(detail::Waiter& waiter) {
+      std::lock_guard guard(channel_.mutex_);
+      if (!channel_.closed_ && channel_.items_.size() >= channel_.capacity_) {
+        channel_.senders_.push_back(waiter);
+        return false;
+      }
+      return waiter.wake();
+    }
+    void unsubscribe(detail::Waiter& waiter) {
+      std::lock_guard guard(channel_.mutex_);
+      channel_.senders_.remove(waiter);
+    }
+    std::optional<Deadline> deadline() const noexcept { return std::nullopt; }
+    // The value, if it was not sent.
+    std::optional<T> take_value() { return std::exchange(value_, std::nullopt); }
+
+   private:
+    Channel& channel_;
+    std::optional<T> value_;
+  };
+
   bool is_closed() const {
     std::lock_guard guard(mutex_);
     return closed_;
@@ -108,5 +175,15 @@ class Channel {
   detail::WaitList senders_;
   detail::WaitList receivers_;
 };
+
+template <class T>
+typename Channel<T>::Recv on_recv(Channel<T>& channel) noexcept {
+  return typename Channel<T>::Recv{channel};
+}
+
+template <class T, class U>
+typename Channel<T>::Send on_send(Channel<T>& channel, U&& value) {
+  return typename Channel<T>::Send{channel, T(std::forward<U>(value))};
+}
 
 }  // namespace fiberio

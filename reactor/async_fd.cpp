@@ -95,6 +95,30 @@ std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::opt
   }
 }
 
+std::optional<AsyncFd::Ready::result_type> AsyncFd::Ready::try_complete() {
+  if (!fd_.source_.load(std::memory_order_acquire)) {
+    if (auto ec = fd_.register_now()) return std::unexpected(ec);
+  }
+  detail::IoSource* source = fd_.source_.load(std::memory_order_acquire);
+  seen_ = source->directions[detail::IoSource::index(direction_)].snapshot();
+  if (detail::IoSource::Direction::ready(seen_)) {  // as ready(): ask the kernel, consuming nothing
+    pollfd probe{fd_.fd_, static_cast<short>(direction_ == Interest::read ? POLLIN : POLLOUT), 0};
+    if (::poll(&probe, 1, 0) > 0) return result_type{};
+  }
+  return std::nullopt;
+}
+
+bool AsyncFd::Ready::subscribe(detail::Waiter& waiter) {
+  detail::IoSource* source = fd_.source_.load(std::memory_order_acquire);
+  subscribed_ = detail::SourceHandle{fd_.reactor_, source, fd_.generation_, fd_.fd_};
+  if (!source) return waiter.wake();  // closed since the try: the next try reports it
+  return fd_.reactor_->subscribe(subscribed_, direction_, seen_, waiter);
+}
+
+void AsyncFd::Ready::unsubscribe(detail::Waiter& waiter) noexcept {
+  if (subscribed_) subscribed_.reactor->unsubscribe(subscribed_, direction_, waiter);
+}
+
 std::expected<void, std::error_code> AsyncFd::readable(std::optional<Deadline> deadline) {
   return ready(Interest::read, deadline);
 }

@@ -11,6 +11,8 @@
 // AsyncFd that has waited must be closed or destroyed before that Runtime is (its reactor goes with it).
 // Errors: std::expected<T, std::error_code>; a deadline gives std::errc::timed_out; cancellation throws
 // fiberio::Cancelled. Each ready operation counts against the fiber's I/O budget (it yields when spent).
+// on_readable(fd) and on_writable(fd) make a wait for readiness one branch of fiberio::select
+// (executor/select.hpp); such a branch consumes nothing (read afterwards, as after readable()).
 // Thread-safety: one AsyncFd may be read by one fiber and written by another at the same time; several
 // fibers waiting in the same direction are all woken by an event and retry. close()/release() while
 // other fibers wait on it is allowed from a fiber of the same worker (they wake with EBADF); from another
@@ -105,6 +107,24 @@ class AsyncFd {
     }
   }
 
+  // Readiness in one direction as a select() branch: completes when the fd is ready that way (as
+  // readable()/writable() return), or with an error (errc::bad_file_descriptor once closed).
+  class Ready {
+   public:
+    using result_type = std::expected<void, std::error_code>;
+    Ready(AsyncFd& fd, Interest direction) noexcept : fd_(fd), direction_(direction) {}
+    std::optional<result_type> try_complete();
+    bool subscribe(detail::Waiter& waiter);
+    void unsubscribe(detail::Waiter& waiter) noexcept;
+    std::optional<Deadline> deadline() const noexcept { return std::nullopt; }
+
+   private:
+    AsyncFd& fd_;
+    Interest direction_;
+    std::uint32_t seen_ = 0;  // the state the last try saw
+    detail::SourceHandle subscribed_;
+  };
+
  private:
   // Registers the fd with the calling worker's reactor (once; off the hot path).
   std::error_code register_now();
@@ -118,5 +138,12 @@ class AsyncFd {
   detail::Reactor* reactor_ = nullptr;              // set before source_ is published
   std::uint32_t generation_ = 0;                    // likewise
 };
+
+inline AsyncFd::Ready on_readable(AsyncFd& fd) noexcept {
+  return AsyncFd::Ready{fd, Interest::read};
+}
+inline AsyncFd::Ready on_writable(AsyncFd& fd) noexcept {
+  return AsyncFd::Ready{fd, Interest::write};
+}
 
 }  // namespace fiberio

@@ -7,6 +7,8 @@
 // join() returns the value or rethrows the fiber's exception (fiberio::Cancelled if it was cancelled);
 // it may be called once. Dropping a handle detaches the fiber (it keeps running), like std::jthread's
 // detach rather than its join, since a network server drops most handles.
+// on_join(handle) makes the wait for the fiber's end one branch of fiberio::select (executor/select.hpp);
+// it completes once the fiber has finished, and the handle's join() then returns at once.
 // Thread-safety: one handle is used by one thread or fiber at a time; cancel() may race with anything.
 #pragma once
 
@@ -16,6 +18,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <variant>
 
 namespace fiberio {
 
@@ -65,6 +68,23 @@ class JoinHandle {
     if (fiber_) fiber_->request_cancel();
   }
 
+  // The wait for the fiber's end as a select() branch (on_join()).
+  class Finished {
+   public:
+    using result_type = std::monostate;
+    explicit Finished(JoinHandle& handle) : fiber_(&handle.checked()) {}
+    std::optional<result_type> try_complete() const {
+      if (!fiber_->finished()) return std::nullopt;
+      return result_type{};
+    }
+    bool subscribe(detail::Waiter& waiter) { return fiber_->subscribe_finished(waiter); }
+    void unsubscribe(detail::Waiter& waiter) noexcept { fiber_->unsubscribe_finished(waiter); }
+    std::optional<Deadline> deadline() const noexcept { return std::nullopt; }
+
+   private:
+    detail::ResultTask<R>* fiber_;  // the handle's reference keeps it alive for the select
+  };
+
   // Lets the fiber run on unobserved.
   void detach() noexcept {
     if (fiber_) std::exchange(fiber_, nullptr)->release();
@@ -78,5 +98,11 @@ class JoinHandle {
 
   detail::ResultTask<R>* fiber_ = nullptr;
 };
+
+// Throws std::logic_error for an empty handle, as join() does.
+template <class R>
+typename JoinHandle<R>::Finished on_join(JoinHandle<R>& handle) {
+  return typename JoinHandle<R>::Finished{handle};
+}
 
 }  // namespace fiberio

@@ -35,6 +35,11 @@ namespace example_timeout {
 #include "../docs/examples/timeout.cpp"
 }
 #undef main
+#define main idle_echo_main
+namespace example_idle_echo {
+#include "../docs/examples/idle_echo.cpp"
+}
+#undef main
 #define main graceful_shutdown_main
 namespace example_graceful_shutdown {
 #include "../docs/examples/graceful_shutdown.cpp"
@@ -89,6 +94,49 @@ TEST_CASE("examples: timeout gets a pong from the echo server and times out agai
   CHECK(run_main(example_timeout::timeout_main, {"timeout", silent->local_addr()->to_string()}) == 0);
   server.cancel();
   CHECK_THROWS_AS(server.join(), fiberio::Cancelled);
+}
+
+TEST_CASE("examples: idle_echo ends a quiet connection, then every connection at stop") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  auto listener = fiberio::TcpListener::bind(fiberio::SocketAddress::loopback_v4(0));
+  REQUIRE(listener);
+  fiberio::Event stop;
+  auto server = rt.spawn([&] { example_idle_echo::serve(*listener, stop, 200ms); });
+  rt.block_on([&] {
+    std::array<std::byte, 8> buffer;
+    // Echoed, then closed by the server once the client has been quiet for 200 ms.
+    auto quiet = fiberio::TcpStream::connect(*listener->local_addr());
+    REQUIRE(quiet);
+    REQUIRE(quiet->write_all("hi"));
+    auto n = quiet->read_some(buffer, fiberio::Clock::now() + 5s);
+    REQUIRE(n);
+    CHECK(*n == 2);
+    const auto before = fiberio::Clock::now();
+    auto end = quiet->read_some(buffer, fiberio::Clock::now() + 5s);
+    REQUIRE(end);
+    CHECK(*end == 0);
+    CHECK(fiberio::Clock::now() - before >= 100ms);  // not long before the idle limit
+  });
+  // A connection that talks every 10 ms stays open until the server stops.
+  auto busy = rt.block_on([&] { return fiberio::TcpStream::connect(*listener->local_addr()); });
+  REQUIRE(busy);
+  rt.block_on([&] {
+    std::array<std::byte, 8> buffer;
+    for (int i = 0; i < 3; ++i) {
+      fiberio::sleep_for(10ms);
+      REQUIRE(busy->write_all("x"));
+      auto n = busy->read_some(buffer, fiberio::Clock::now() + 5s);
+      REQUIRE(n);
+      CHECK(*n == 1);
+    }
+    stop.set();
+    auto end = busy->read_some(buffer, fiberio::Clock::now() + 5s);
+    REQUIRE(end);
+    CHECK(*end == 0);
+  });
+  server.join();  // serve returns once every connection has ended
+  CHECK(run_main(example_idle_echo::idle_echo_main, {"idle_echo", "127.0.0.1:0", "20", "30"}) == 0);
+  CHECK(run_main(example_idle_echo::idle_echo_main, {"idle_echo", "127.0.0.1"}) == 2);
 }
 
 TEST_CASE("examples: graceful_shutdown serves until SIGTERM, then exits 0") {

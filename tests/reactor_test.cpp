@@ -125,37 +125,44 @@ TEST_CASE("a fiber blocked in read is cancelled") {
 }
 
 TEST_CASE("several fibers waiting to read the same fd: every byte reaches exactly one of them") {
-  for_each_backend([](fiberio::BackendKind kind) {
-    fiberio::Runtime rt{fiberio::Config{.threads = 2, .backend = kind}};
-    rt.block_on([] {
-      Pipe p = make_pipe();
-      std::vector<fiberio::JoinHandle<std::size_t>> readers;
-      for (int i = 0; i < 4; ++i) {
-        readers.push_back(fiberio::spawn([&] {
-          std::size_t got = 0;
-          std::byte b[1];
-          for (;;) {
-            auto n = p.read_end.read(b);
-            if (!n || *n == 0) return got;
-            got += *n;
-          }
-        }));
-      }
-      fiberio::sleep_for(2ms);  // all four park on the same direction
-      std::vector<unsigned char> data(1000, 7);
-      for (int i = 0; i < 10; ++i) {
-        auto rest = bytes(data);
-        while (!rest.empty())
-          rest = rest.subspan(*p.write_end.write(rest));
-        fiberio::sleep_for(1ms);
-      }
-      p.write_end.close();
-      std::size_t total = 0;
-      for (auto& r : readers)
-        total += r.join();
-      CHECK(total == 10'000);
+  // One worker (its reactor runs the fibers an event wakes at once, the queued ones too: none may run
+  // while the waker still holds the fd's lock), two with stealing, two without (all on one worker).
+  for (const auto& config : {fiberio::Config{.threads = 1}, fiberio::Config{.threads = 2},
+                             fiberio::Config{.threads = 2, .work_stealing = false}}) {
+    for_each_backend([&](fiberio::BackendKind kind) {
+      fiberio::Config c = config;
+      c.backend = kind;
+      fiberio::Runtime rt{c};
+      rt.block_on([] {
+        Pipe p = make_pipe();
+        std::vector<fiberio::JoinHandle<std::size_t>> readers;
+        for (int i = 0; i < 4; ++i) {
+          readers.push_back(fiberio::spawn([&] {
+            std::size_t got = 0;
+            std::byte b[1];
+            for (;;) {
+              auto n = p.read_end.read(b);
+              if (!n || *n == 0) return got;
+              got += *n;
+            }
+          }));
+        }
+        fiberio::sleep_for(2ms);  // all four park on the same direction
+        std::vector<unsigned char> data(1000, 7);
+        for (int i = 0; i < 10; ++i) {
+          auto rest = bytes(data);
+          while (!rest.empty())
+            rest = rest.subspan(*p.write_end.write(rest));
+          fiberio::sleep_for(1ms);
+        }
+        p.write_end.close();
+        std::size_t total = 0;
+        for (auto& r : readers)
+          total += r.join();
+        CHECK(total == 10'000);
+      });
     });
-  });
+  }
 }
 
 TEST_CASE("closing an AsyncFd wakes the fiber waiting on it") {

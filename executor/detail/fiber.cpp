@@ -125,6 +125,21 @@ bool Fiber::wait_finished_until(Deadline deadline) {
   return true;
 }
 
+bool Fiber::subscribe_finished(Waiter& waiter) {
+  JoinWaiters& joiners = this->joiners();
+  std::lock_guard lock(joiners.mutex);
+  if (finished_.load(std::memory_order_seq_cst)) return waiter.wake();  // seq_cst: see joiners()
+  joiners.list.push_back(waiter);
+  return false;
+}
+
+void Fiber::unsubscribe_finished(Waiter& waiter) noexcept {
+  // A waiter was queued, so the list exists.
+  JoinWaiters& joiners = *joiners_.load(std::memory_order_acquire);
+  std::lock_guard lock(joiners.mutex);
+  joiners.list.remove(waiter);
+}
+
 void Fiber::create_context(std::size_t size) {
   const boost::context::stack_context stack = StackPool::local().allocate(size);
   stack_ = StackBounds{static_cast<char*>(stack.sp) - stack.size, stack.size};

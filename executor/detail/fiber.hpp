@@ -37,6 +37,7 @@ namespace fiberio::detail {
 
 class Fiber;
 class FiberThread;
+struct Waiter;
 
 enum class WakeReason : std::uint8_t { notified, timeout, cancelled };
 
@@ -164,6 +165,12 @@ class Fiber {
   void wait_finished();
   // Likewise, but gives up at `deadline`; true if finished. Throws Cancelled.
   bool wait_finished_until(Deadline deadline);
+  // A waiter for this fiber's end, as select() queues one: false if queued (complete() wakes it), true
+  // if the fiber had finished and the waiter was woken at once. Throws std::bad_alloc (the first joiner
+  // makes the list).
+  bool subscribe_finished(Waiter& waiter);
+  // Unlinks a waiter subscribe_finished() queued; complete() is done with it when this returns.
+  void unsubscribe_finished(Waiter& waiter) noexcept;
   // The flag a caller-driven worker loop watches.
   const std::atomic<bool>& finished_flag() const noexcept { return finished_; }
   // The exception the fiber ended with, if any; taking it marks it observed (else the destructor reports it).

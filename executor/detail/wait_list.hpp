@@ -55,14 +55,23 @@ struct Waiter {
   Waiter* prev = nullptr;
   Waiter* next = nullptr;
   bool linked = false;
+  // This waiter's wake won the wait: written by the waker under the list's lock, read under it (select()
+  // learns from it which of its waits woke it).
+  bool woke = false;
 
   // True if this call woke the waiter (false: it was already woken, timed out or cancelled).
   bool wake(WakeReason why = WakeReason::notified) noexcept {
-    if (fiber) return fiber->wake(ticket, why);
+    if (fiber) {
+      if (!fiber->win(ticket, why)) return false;
+      woke = true;  // before the vote, which may run the fiber
+      fiber->vote_woken();
+      return true;
+    }
     // Only one of this and the thread's own timeout moves the word off kThreadWaiting.
     std::uint32_t expected = kThreadWaiting;
     if (!thread_woken.compare_exchange_strong(expected, kThreadWoken, std::memory_order_acq_rel))
       return false;
+    woke = true;
     futex_wake_one(thread_woken);
     return true;
   }
@@ -108,6 +117,34 @@ class WaitList {
     while (wake_one(why))
       ++woken;
     return woken;
+  }
+
+  // wake_all() in two steps, for a waker that must not let a fiber run while it holds the list's lock (a
+  // reactor's dispatch may run a woken fiber at once, and that fiber retakes the lock): under the lock,
+  // win_all() unlinks every waiter and wins the fibers' waits, returning the winners chained through
+  // `next` (a plain thread is woken at once: that runs nothing here); after unlocking, vote_all() casts
+  // their votes. Until its vote no winner can run, so its waiter (on its stack) is still there.
+  Waiter* win_all(WakeReason why = WakeReason::notified) noexcept {
+    Waiter* won = nullptr;
+    Waiter** last = &won;
+    while (Waiter* w = head_) {
+      remove(*w);
+      if (!w->fiber) {
+        w->wake(why);
+      } else if (w->fiber->win(w->ticket, why)) {
+        w->woke = true;
+        *last = w;
+        last = &w->next;
+      }
+    }
+    return won;
+  }
+  static void vote_all(Waiter* won) noexcept {
+    while (won) {
+      Waiter* next = won->next;  // read before the vote: after it the waiter may be gone
+      won->fiber->vote_woken();
+      won = next;
+    }
   }
 
  private:

@@ -164,6 +164,32 @@ WakeReason Reactor::wait_queued(const SourceHandle& handle, Interest direction, 
   return why;
 }
 
+bool Reactor::subscribe(const SourceHandle& handle, Interest direction, std::uint32_t seen, Waiter& waiter) {
+  IoSource* source = handle.source;
+  auto& d = source->directions[IoSource::index(direction)];
+  std::lock_guard lock(source->mutex);
+  // Queued and counted first, then the epoch: the Dekker pair with signal(), as in wait_queued().
+  d.waiters.push_back(waiter);
+  d.waiting.fetch_add(1, std::memory_order_seq_cst);
+  if (source->generation.load(std::memory_order_relaxed) != handle.generation ||
+      IoSource::Direction::epoch(d.state.load(std::memory_order_seq_cst)) !=
+          IoSource::Direction::epoch(seen) ||
+      !d.clear_if_unchanged(seen)) {
+    d.waiters.remove(waiter);
+    return waiter.wake();
+  }
+  if (needs_arm_) arm(handle, direction);
+  return false;
+}
+
+void Reactor::unsubscribe(const SourceHandle& handle, Interest direction, Waiter& waiter) noexcept {
+  IoSource* source = handle.source;
+  auto& d = source->directions[IoSource::index(direction)];
+  std::lock_guard lock(source->mutex);
+  d.waiters.remove(waiter);  // a no-op if a waker (or subscribe) already unlinked it
+  d.waiting.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void Reactor::arm(const SourceHandle& handle, Interest direction) noexcept {
   const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | handle.source->slot;
   if (backend_->arm(handle.fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
@@ -185,8 +211,14 @@ inline void Reactor::signal(IoSource& source, std::uint32_t generation, IoSource
   const bool queued = d.signal(closed);
   d.wake_parked();      // a wake that lands after a deregistration is spurious, and harmless: waiters retry
   if (!queued) return;  // nobody queued behind the parked fiber: no lock
-  std::lock_guard lock(source.mutex);
-  if (source.generation.load(std::memory_order_relaxed) == generation) d.waiters.wake_all();
+  Waiter* won;
+  {
+    std::lock_guard lock(source.mutex);
+    if (source.generation.load(std::memory_order_relaxed) != generation) return;
+    won = d.waiters.win_all();
+  }
+  // Outside the lock: a vote may run the fiber at once (Worker::try_run_now), and it retakes the lock.
+  WaitList::vote_all(won);
 }
 
 std::size_t Reactor::poll(std::optional<std::chrono::nanoseconds> timeout) {

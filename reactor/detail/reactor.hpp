@@ -56,6 +56,12 @@ class Reactor {
   WakeReason wait_ready(const SourceHandle& handle, Interest direction, std::uint32_t seen,
                         std::optional<Deadline> deadline);
 
+  // select()'s wait on an fd (AsyncFd::Ready): queues `waiter` in `direction` behind any parked fiber,
+  // clearing the ready bit if no event came since `seen`; if one came, or the registration is gone, wakes
+  // the waiter instead and returns true. unsubscribe() unlinks it again (always called after subscribe).
+  bool subscribe(const SourceHandle& handle, Interest direction, std::uint32_t seen, Waiter& waiter);
+  void unsubscribe(const SourceHandle& handle, Interest direction, Waiter& waiter) noexcept;
+
   // Owner thread: waits for events up to `timeout` and wakes the fibers they concern. Returns the number of
   // fd events dispatched (wake-channel events not counted).
   std::size_t poll(std::optional<std::chrono::nanoseconds> timeout);
