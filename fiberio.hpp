@@ -5,10 +5,12 @@
 #include <fiberio/executor/channel.hpp>
 #include <fiberio/executor/condition_variable.hpp>
 #include <fiberio/executor/event.hpp>
+#include <fiberio/executor/interval.hpp>
 #include <fiberio/executor/mutex.hpp>
 #include <fiberio/executor/select.hpp>
 #include <fiberio/executor/semaphore.hpp>
 #include <fiberio/executor/this_fiber.hpp>
+#include <fiberio/executor/timer.hpp>
 #include <fiberio/executor/wait_group.hpp>
 #include <fiberio/net/address.hpp>
 #include <fiberio/net/blocking_pool.hpp>

@@ -10,8 +10,9 @@
 //   }
 //
 // A branch is a wait that can be tried without waiting: a channel receive or send (channel.hpp), an
-// event (event.hpp), a deadline or a duration (below), an fd readable or writable (reactor/async_fd.hpp),
-// a fiber's end (runtime/join_handle.hpp). select() returns a std::variant whose index names the branch
+// event (event.hpp), a deadline or a duration (below), a Timer's firing (timer.hpp), an Interval's next
+// tick (interval.hpp), an fd readable or writable (reactor/async_fd.hpp), a fiber's end
+// (runtime/join_handle.hpp). select() returns a std::variant whose index names the branch
 // that completed and whose alternative is that branch's result. Promises:
 //  - exactly one branch completes; every other one leaves nothing behind: no message taken, no value
 //    sent (a send branch keeps its value: take it back with take_value()), no waiter queued, no timer;
@@ -28,7 +29,8 @@
 // where the wait's wakers look, or wakes it at once (and returns true) if the wait became ready since the
 // last try;
 // `void unsubscribe(detail::Waiter&)`, which unlinks it again (any thread's wakers are done with it when
-// this returns); `std::optional<Deadline> deadline() const`, set only for a deadline branch.
+// this returns); `std::optional<Deadline> deadline() const`, set only for a branch that completes at a
+// time (a deadline, a Timer, an Interval), asked again each time select() is about to wait.
 // Thread-safety: as the waits it is given (each is used under its own lock).
 #pragma once
 
@@ -121,19 +123,20 @@ requires(detail::SelectBranch<std::remove_cvref_t<Branches>>&&...)
       return done.has_value();
     });
   };
-  std::optional<Deadline> deadline;
-  std::apply(
-      [&](const auto&... b) {
-        for (auto d : {b.deadline()...})
-          if (d && (!deadline || *d < *deadline)) deadline = d;
-      },
-      all);
 
   std::size_t first = detail::next_select_start() % n;  // the first branch looked at
   for (;;) {
     for (std::size_t k = 0; k < n; ++k)
       if (try_one((first + k) % n)) return std::move(*out);
 
+    // The earliest deadline, asked afresh each round: a timer reset meanwhile wakes us to look again.
+    std::optional<Deadline> deadline;
+    std::apply(
+        [&](const auto&... b) {
+          for (auto d : {b.deadline()...})
+            if (d && (!deadline || *d < *deadline)) deadline = d;
+        },
+        all);
     // None is ready: one wait ticket, published to every branch. A branch that became ready since its try
     // wins it at once, and the branches after it need not be subscribed.
     std::array<detail::Waiter, n> waiters;

@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <string.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -38,6 +40,11 @@ namespace example_timeout {
 #define main idle_echo_main
 namespace example_idle_echo {
 #include "../docs/examples/idle_echo.cpp"
+}
+#undef main
+#define main heartbeat_main
+namespace example_heartbeat {
+#include "../docs/examples/heartbeat.cpp"
 }
 #undef main
 #define main graceful_shutdown_main
@@ -137,6 +144,27 @@ TEST_CASE("examples: idle_echo ends a quiet connection, then every connection at
   server.join();  // serve returns once every connection has ended
   CHECK(run_main(example_idle_echo::idle_echo_main, {"idle_echo", "127.0.0.1:0", "20", "30"}) == 0);
   CHECK(run_main(example_idle_echo::idle_echo_main, {"idle_echo", "127.0.0.1"}) == 2);
+}
+
+TEST_CASE("examples: heartbeat beats on schedule against the echo server until its session ends") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  auto listener = fiberio::TcpListener::bind(fiberio::SocketAddress::loopback_v4(0));
+  REQUIRE(listener);
+  auto server = rt.spawn([&] { example_echo_server::serve(*listener); });
+  const auto start = fiberio::Clock::now();
+  auto beats =
+      rt.block_on([&] { return example_heartbeat::heartbeat(*listener->local_addr(), 10ms, 100ms); });
+  REQUIRE_MESSAGE(beats, beats.error().message());
+  CHECK(fiberio::Clock::now() - start >= 100ms);  // the session's timer, not an early end
+  CHECK(beats->sent >= 1);
+  CHECK(beats->sent <= 10);   // the first beat one period in: at most one per period of the session
+  CHECK(beats->echoed >= 1);  // the echoes of all but the last few beats came back in time
+  CHECK(beats->echoed <= beats->sent);
+  const auto port = std::to_string(listener->local_addr()->port());
+  CHECK(run_main(example_heartbeat::heartbeat_main, {"heartbeat", "127.0.0.1:" + port, "5", "30"}) == 0);
+  CHECK(run_main(example_heartbeat::heartbeat_main, {"heartbeat", "127.0.0.1"}) == 2);
+  server.cancel();
+  CHECK_THROWS_AS(server.join(), fiberio::Cancelled);
 }
 
 TEST_CASE("examples: graceful_shutdown serves until SIGTERM, then exits 0") {
