@@ -6,17 +6,20 @@
 //   while (auto v = ch.recv()) use(*v);   // recv() returns nullopt once closed and drained
 //
 // send() returns false (and drops nothing: the value stays with the caller's copy semantics) when the
-// channel is closed. Items are delivered in send order, each to exactly one receiver. A woken receiver
-// or sender re-checks under the lock, so a wake-up stolen by a barging fiber is never a lost item.
-// on_recv(ch) and on_send(ch, value) make a receive or a send one branch of fiberio::select
-// (executor/select.hpp), with recv()'s and send()'s results.
+// channel is closed; send_until()/send_for() hand the value back when refused (closed, or still full at
+// the deadline). Every waiting call takes a deadline or a duration alike (_until, _for). Items are delivered
+// in send order, each to exactly one receiver. A woken receiver or sender re-checks under the lock, so a
+// wake-up stolen by a barging fiber is never a lost item. on_recv(ch) and on_send(ch, value) make a receive
+// or a send one branch of fiberio::select (executor/select.hpp), with recv()'s and send()'s results.
 // Thread-safety: any fiber or thread; plain threads block when they must wait.
 #pragma once
 
 #include <fiberio/executor/detail/wait_list.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
+#include <expected>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -40,6 +43,31 @@ class Channel {
     items_.push_back(std::move(value));
     receivers_.wake_one();
     return true;
+  }
+
+  // A value send_until()/send_for() did not send, handed back with the reason.
+  struct Refused {
+    T value;
+    bool closed;  // true: the channel is closed; false: the deadline passed while it was full
+  };
+  // send() with a limit: waits while full, at most until `deadline`. Throws Cancelled (the value is then
+  // dropped with the exception).
+  std::expected<void, Refused> send_until(T value, Deadline deadline) {
+    std::unique_lock guard(mutex_);
+    while (!closed_ && items_.size() >= capacity_) {
+      const auto why = detail::suspend_on(senders_, guard, deadline);
+      detail::throw_if_cancelled(why);
+      if (why == detail::WakeReason::timeout && !closed_ && items_.size() >= capacity_)
+        return std::unexpected(Refused{std::move(value), false});
+    }
+    if (closed_) return std::unexpected(Refused{std::move(value), true});
+    items_.push_back(std::move(value));
+    receivers_.wake_one();
+    return {};
+  }
+  template <class Rep, class Period>
+  std::expected<void, Refused> send_for(T value, std::chrono::duration<Rep, Period> limit) {
+    return send_until(std::move(value), deadline_after(limit));
   }
 
   // Never waits: false if full or closed.
@@ -68,6 +96,11 @@ class Channel {
       if (why == detail::WakeReason::timeout) break;
     }
     return take(guard);
+  }
+
+  template <class Rep, class Period>
+  std::optional<T> recv_for(std::chrono::duration<Rep, Period> limit) {
+    return recv_until(deadline_after(limit));
   }
 
   std::optional<T> try_recv() {

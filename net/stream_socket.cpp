@@ -21,6 +21,27 @@ IoResult<std::size_t> StreamSocket::read_some(std::span<std::byte> buffer, std::
   return static_cast<std::size_t>(*n);
 }
 
+IoResult<std::size_t> StreamSocket::peek(std::span<std::byte> buffer, std::optional<Deadline> deadline) {
+  // io(), not io_some(): a short peek drains nothing, so it must not mark the socket empty.
+  auto n = fd_.io(
+      Interest::read, [&] { return detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_PEEK); },
+      deadline);
+  if (!n) return std::unexpected(n.error());
+  return static_cast<std::size_t>(*n);
+}
+
+IoResult<std::size_t> StreamSocket::try_read(std::span<std::byte> buffer) {
+  const ssize_t n = detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), 0);
+  if (n < 0) return std::unexpected(std::error_code(errno, std::generic_category()));
+  return static_cast<std::size_t>(n);
+}
+
+IoResult<std::size_t> StreamSocket::try_write(std::span<const std::byte> buffer) {
+  const ssize_t n = detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL);
+  if (n < 0) return std::unexpected(std::error_code(errno, std::generic_category()));
+  return static_cast<std::size_t>(n);
+}
+
 IoResult<void> StreamSocket::read_exact(std::span<std::byte> buffer, std::optional<Deadline> deadline) {
   std::size_t done = 0;
   while (done < buffer.size()) {

@@ -44,6 +44,13 @@ class StreamSocket {
 
   // Up to buffer.size() bytes; 0 means end of stream (or an empty buffer).
   IoResult<std::size_t> read_some(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
+  // Like read_some, but leaves the bytes in the socket: the next read returns them again (MSG_PEEK).
+  IoResult<std::size_t> peek(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
+  // One attempt, never waits: the bytes there are now, 0 at end of stream, or
+  // errc::resource_unavailable_try_again (EAGAIN) when nothing is there yet.
+  IoResult<std::size_t> try_read(std::span<std::byte> buffer);
+  // Likewise for writing: as many bytes as the socket takes now, or resource_unavailable_try_again.
+  IoResult<std::size_t> try_write(std::span<const std::byte> buffer);
   // Fills `buffer` completely, or fails: NetErrc::eof if the stream ended before any byte,
   // NetErrc::unexpected_eof if it ended part way.
   IoResult<void> read_exact(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});

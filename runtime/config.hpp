@@ -34,6 +34,12 @@ struct Config {
   std::uint32_t event_interval = 61;
   // Ready I/O operations a fiber may do in one turn before it yields (tokio's cooperative budget).
   std::uint32_t io_budget = 128;
+  // Called on each worker thread the runtime starts, with the worker's index: on_thread_start before it
+  // runs any fiber, on_thread_stop after its last (tokio's on_thread_start/stop: name the thread, pin it,
+  // set up a thread-local logger). Not called for a thread that drives a runtime itself (fiberio::block_on
+  // runs worker 0 on the caller). Must not throw: an exception there ends the process (std::terminate).
+  std::function<void(std::uint32_t worker)> on_thread_start{};
+  std::function<void(std::uint32_t worker)> on_thread_stop{};
 
   static std::uint32_t default_threads();
   static std::size_t default_stack_size();

@@ -1,18 +1,19 @@
 // runtime/with_timeout.hpp — runs a callable with a time limit.
 //
-//   auto r = fiberio::with_timeout(100ms, [&] { return stream.read_exact(buf); });
-//   if (!r && r.error() == std::errc::timed_out) ...
+//   auto r = fiberio::with_timeout(100ms, [&] { return stream.read_exact(buf); });  // or a deadline
+//   if (!r && r.error() == std::errc::timed_out) ...    // r: read_exact's own IoResult<void>
 //
 // The callable runs in a child fiber on the same runtime. It always gets to run, up to its first wait,
 // before a deadline can stop it, so a callable that returns at once returns its value even with a
 // deadline that has already passed (a ready result wins, as tokio's timeout polls its future first). At
 // the deadline the child is cancelled (its blocking call throws Cancelled and it unwinds) and
 // with_timeout returns std::errc::timed_out once the child has finished unwinding. A child that finishes
-// in time returns its value; its exceptions other than Cancelled propagate. If the calling fiber is
-// cancelled, the child is cancelled too and with_timeout rethrows Cancelled only once the child has
-// finished: whatever the child captured by reference from the caller's frame stays valid for its whole
-// life, whichever way it ends.
-// Call it from a fiber. Thread-safety: as spawn().
+// in time returns its value (a callable that itself returns std::expected<T, std::error_code>, as every
+// net call does, gives that same type: its own errors and the time limit's errc::timed_out in one); its
+// exceptions other than Cancelled propagate. If the calling fiber is cancelled, the child is cancelled too
+// and with_timeout rethrows Cancelled only once the child has finished: whatever the child captured by
+// reference from the caller's frame stays valid for its whole life, whichever way it ends. Call it from a
+// fiber. Thread-safety: as spawn().
 #pragma once
 
 #include <fiberio/executor/cancelled.hpp>
@@ -47,13 +48,22 @@ bool wait_out(JoinHandle<R>& child) {
   }
 }
 
+// with_timeout's result: R itself if it is already an expected of an error_code, else expected<R, ...>.
+template <class R>
+struct TimeoutResult {
+  using type = std::expected<R, std::error_code>;
+};
+template <class T>
+struct TimeoutResult<std::expected<T, std::error_code>> {
+  using type = std::expected<T, std::error_code>;
+};
+
 }  // namespace detail
 
-template <class Rep, class Period, class F>
-std::expected<detail::SpawnResult<F>, std::error_code> with_timeout(std::chrono::duration<Rep, Period> limit,
-                                                                    F&& fn) {
+// A deadline instead of a duration works alike.
+template <class F>
+typename detail::TimeoutResult<detail::SpawnResult<F>>::type with_timeout(Deadline deadline, F&& fn) {
   using R = detail::SpawnResult<F>;
-  const Deadline deadline = deadline_after(limit);
   Event started;  // lives until the child has finished: with_timeout never returns before that
   auto child = fiberio::spawn(
       [&started, f = std::decay_t<F>(std::forward<F>(fn))]() mutable -> R {
@@ -90,6 +100,12 @@ std::expected<detail::SpawnResult<F>, std::error_code> with_timeout(std::chrono:
     if (!timed_out) throw;  // the child was cancelled by someone else
     return std::unexpected(std::make_error_code(std::errc::timed_out));
   }
+}
+
+template <class Rep, class Period, class F>
+typename detail::TimeoutResult<detail::SpawnResult<F>>::type with_timeout(
+    std::chrono::duration<Rep, Period> limit, F&& fn) {
+  return with_timeout(deadline_after(limit), std::forward<F>(fn));
 }
 
 }  // namespace fiberio

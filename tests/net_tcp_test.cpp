@@ -207,6 +207,59 @@ TEST_CASE("tcp: a read deadline gives timed_out, and the stream still works afte
   });
 }
 
+TEST_CASE("tcp: peek leaves the bytes for the next read; try_read and try_write never wait") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::block_on(
+        [] {
+          auto listener = listen_loopback();
+          auto client = fiberio::TcpStream::connect(address_of(listener));
+          REQUIRE(client);
+          auto conn = listener.accept(fiberio::Clock::now() + 5s);
+          REQUIRE(conn);
+          std::array<std::byte, 16> buf;
+          // Nothing there: try_read says so at once, peek waits (here until its deadline).
+          auto empty = client->try_read(buf);
+          REQUIRE_FALSE(empty);
+          CHECK(empty.error() == std::errc::resource_unavailable_try_again);
+          CHECK(client->peek(buf, fiberio::Clock::now() + 10ms).error() == std::errc::timed_out);
+
+          auto writer = fiberio::spawn([&] {
+            fiberio::sleep_for(5ms);
+            REQUIRE(conn->stream.write_all("peekaboo"));
+          });
+          auto peeked = client->peek(buf, fiberio::Clock::now() + 5s);  // waits for the bytes
+          writer.join();
+          REQUIRE(peeked);
+          CHECK(text(std::span(buf).first(*peeked)) == "peekaboo");
+          auto again = client->peek(buf, fiberio::Clock::now() + 5s);  // a short peek drained nothing
+          REQUIRE(again);
+          CHECK(*again == *peeked);
+          auto n = client->try_read(buf);
+          REQUIRE(n);
+          CHECK(text(std::span(buf).first(*n)) == "peekaboo");  // still there for the read
+
+          // try_write takes what fits, then says the socket is full instead of waiting.
+          auto sent = client->try_write(bytes("x"));
+          REQUIRE(sent);
+          CHECK(*sent == 1);
+          std::vector<std::byte> big(1 << 20);
+          std::size_t total = 0;
+          std::error_code full;
+          for (int i = 0; i < 256 && !full; ++i) {
+            auto w = client->try_write(big);
+            if (w) {
+              total += *w;
+            } else {
+              full = w.error();
+            }
+          }
+          CHECK(full == std::errc::resource_unavailable_try_again);
+          CHECK(total > 0);
+        },
+        fiberio::Config{.backend = kind});
+  });
+}
+
 TEST_CASE("tcp: a peer that resets mid-transfer gives connection_reset (or broken_pipe), never SIGPIPE") {
   for_each_backend([](fiberio::BackendKind kind) {
     fiberio::block_on(

@@ -10,11 +10,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -301,6 +304,31 @@ TEST_CASE("with_timeout: value in time, timed_out otherwise, the child unwound")
 
     CHECK_THROWS_AS(fiberio::with_timeout(1s, []() -> int { throw std::runtime_error("x"); }),
                     std::runtime_error);
+  });
+}
+
+TEST_CASE("with_timeout: an IoResult callable gives one IoResult; a deadline works as a duration does") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  rt.block_on([] {
+    using Result = fiberio::IoResult<int>;
+    auto ok = fiberio::with_timeout(1s, []() -> Result { return 4; });
+    static_assert(std::is_same_v<decltype(ok), Result>);
+    REQUIRE(ok);
+    CHECK(*ok == 4);
+    auto own_error = fiberio::with_timeout(
+        1s, []() -> Result { return std::unexpected(std::make_error_code(std::errc::connection_refused)); });
+    REQUIRE_FALSE(own_error);
+    CHECK(own_error.error() == std::errc::connection_refused);  // the callable's error, passed through
+    auto late = fiberio::with_timeout(fiberio::Clock::now() + 5ms, []() -> Result {
+      fiberio::sleep_for(1h);
+      return 0;
+    });
+    REQUIRE_FALSE(late);
+    CHECK(late.error() == std::errc::timed_out);
+    auto void_io =
+        fiberio::with_timeout(fiberio::Clock::now() + 1s, []() -> fiberio::IoResult<void> { return {}; });
+    static_assert(std::is_same_v<decltype(void_io), fiberio::IoResult<void>>);
+    CHECK(void_io);
   });
 }
 
@@ -837,4 +865,44 @@ TEST_CASE("a yielding fiber is not starved by a queue that never runs dry (steal
     // One turn per look (every 61 runs) at least: about 330 for the chain's 20,000 fibers.
     CHECK(yields >= 100);
   }
+}
+
+TEST_CASE("thread hooks run on each worker thread, before its first fiber and after its last") {
+  std::mutex mutex;
+  std::map<std::uint32_t, std::thread::id> started, stopped;
+  thread_local int tagged_worker = -1;  // what a hook sets up, as a logger would
+  std::set<int> seen_by_fibers;
+  {
+    fiberio::Config config{.threads = 3, .work_stealing = false};
+    config.on_thread_start = [&](std::uint32_t worker) {
+      tagged_worker = static_cast<int>(worker);
+      std::lock_guard lock(mutex);
+      started.emplace(worker, std::this_thread::get_id());
+    };
+    config.on_thread_stop = [&](std::uint32_t worker) {
+      std::lock_guard lock(mutex);
+      stopped.emplace(worker, std::this_thread::get_id());
+    };
+    fiberio::Runtime rt{config};
+    for (std::uint32_t w = 0; w < 3; ++w) {
+      const int tag = rt.spawn_on(w, [] {
+                          CHECK(fiberio::this_fiber::worker_index() == tagged_worker);
+                          return tagged_worker;
+                        }).join();
+      seen_by_fibers.insert(tag);
+    }
+    std::lock_guard lock(mutex);
+    CHECK(started.size() == 3);
+    CHECK(stopped.empty());  // the workers still run
+  }
+  CHECK(seen_by_fibers == std::set<int>{0, 1, 2});
+  REQUIRE(stopped.size() == 3);
+  for (std::uint32_t w = 0; w < 3; ++w)
+    CHECK(started.at(w) == stopped.at(w));  // the same thread, started and stopped
+  // A runtime driven by its caller starts no thread, so no hook runs.
+  bool called = false;
+  fiberio::Config driven{.threads = 1};
+  driven.on_thread_start = [&](std::uint32_t) { called = true; };
+  CHECK(fiberio::block_on([] { return 1; }, driven) == 1);
+  CHECK_FALSE(called);
 }

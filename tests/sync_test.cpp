@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -379,4 +380,43 @@ TEST_CASE("wait group waits for all") {
   rt.block_on([&] { wg.wait(); });
   CHECK(done == 20);
   CHECK_THROWS_AS(wg.done(), std::logic_error);
+}
+
+TEST_CASE("channel send_until/send_for: a refused value comes back, with the reason") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  rt.block_on([] {
+    fiberio::Channel<std::unique_ptr<int>> ch{1};  // a move-only value: nothing may copy it away
+    REQUIRE(ch.send_for(std::make_unique<int>(1), 1s));
+    auto full = ch.send_until(std::make_unique<int>(2), fiberio::Clock::now() + 5ms);
+    REQUIRE_FALSE(full);
+    CHECK_FALSE(full.error().closed);
+    REQUIRE(full.error().value);
+    CHECK(*full.error().value == 2);  // handed back intact
+    CHECK(ch.size() == 1);
+
+    // Room made while it waits: sent.
+    auto reader = fiberio::spawn([&] {
+      fiberio::sleep_for(5ms);
+      return *ch.recv();
+    });
+    REQUIRE(ch.send_for(std::make_unique<int>(3), 10s));
+    CHECK(*reader.join() == 1);
+    CHECK(**ch.recv_for(1s) == 3);
+    CHECK_FALSE(ch.recv_for(2ms));  // empty: the duration runs out
+
+    // Closed while it waits (and closed before): refused as closed, the value back.
+    REQUIRE(ch.send(std::make_unique<int>(4)));
+    auto closer = fiberio::spawn([&] {
+      fiberio::sleep_for(5ms);
+      ch.close();
+    });
+    auto closed = ch.send_for(std::make_unique<int>(5), 10s);
+    REQUIRE_FALSE(closed);
+    CHECK(closed.error().closed);
+    CHECK(*closed.error().value == 5);
+    closer.join();
+    auto after = ch.send_for(std::make_unique<int>(6), 1s);
+    REQUIRE_FALSE(after);
+    CHECK(after.error().closed);
+  });
 }

@@ -37,7 +37,11 @@ Scheduler::Scheduler(Config config, bool caller_driven)
   if (caller_driven_) return;
   threads_.reserve(config_.threads);
   for (std::uint32_t i = 0; i < config_.threads; ++i) {
-    threads_.emplace_back([this, i] { workers_[i]->run(stopped_); });
+    threads_.emplace_back([this, i]() noexcept {
+      if (config_.on_thread_start) config_.on_thread_start(i);
+      workers_[i]->run(stopped_);
+      if (config_.on_thread_stop) config_.on_thread_stop(i);
+    });
   }
 }
 
