@@ -1,12 +1,15 @@
 // fiberio.hpp — everything a program needs, in one include.
 #pragma once
 
+#include <fiberio/executor/barrier.hpp>
 #include <fiberio/executor/cancelled.hpp>
 #include <fiberio/executor/channel.hpp>
 #include <fiberio/executor/condition_variable.hpp>
 #include <fiberio/executor/event.hpp>
 #include <fiberio/executor/interval.hpp>
 #include <fiberio/executor/mutex.hpp>
+#include <fiberio/executor/oneshot.hpp>
+#include <fiberio/executor/rw_lock.hpp>
 #include <fiberio/executor/select.hpp>
 #include <fiberio/executor/semaphore.hpp>
 #include <fiberio/executor/this_fiber.hpp>

@@ -12,8 +12,12 @@
 #include <array>
 #include <chrono>
 #include <iostream>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -45,6 +49,11 @@ namespace example_idle_echo {
 #define main heartbeat_main
 namespace example_heartbeat {
 #include "../docs/examples/heartbeat.cpp"
+}
+#undef main
+#define main job_pool_main
+namespace example_job_pool {
+#include "../docs/examples/job_pool.cpp"
 }
 #undef main
 #define main graceful_shutdown_main
@@ -165,6 +174,15 @@ TEST_CASE("examples: heartbeat beats on schedule against the echo server until i
   CHECK(run_main(example_heartbeat::heartbeat_main, {"heartbeat", "127.0.0.1"}) == 2);
   server.cancel();
   CHECK_THROWS_AS(server.join(), fiberio::Cancelled);
+}
+
+TEST_CASE("examples: job_pool answers every job through its oneshot, with the table as it was") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+  // Jobs 1..9 see factor 2, jobs 10..20 factor 3 (each job is answered before the next is sent).
+  CHECK(rt.block_on([] { return example_job_pool::run_pool(4, 20); }) == 2 * 45 + 3 * 165);
+  CHECK(rt.block_on([] { return example_job_pool::run_pool(1, 1); }) == 2);
+  CHECK(run_main(example_job_pool::job_pool_main, {"job_pool", "3", "8"}) == 0);
+  CHECK(run_main(example_job_pool::job_pool_main, {"job_pool", "0"}) == 2);
 }
 
 TEST_CASE("examples: graceful_shutdown serves until SIGTERM, then exits 0") {

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <shared_mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -419,4 +421,176 @@ TEST_CASE("channel send_until/send_for: a refused value comes back, with the rea
     REQUIRE_FALSE(after);
     CHECK(after.error().closed);
   });
+}
+
+TEST_CASE("oneshot: the value arrives once; each side learns when the other is gone") {
+  for (const std::uint32_t threads : {1u, 3u}) {
+    fiberio::Runtime rt{fiberio::Config{.threads = threads}};
+    rt.block_on([] {
+      auto [tx, rx] = fiberio::oneshot<std::unique_ptr<int>>();
+      auto producer = fiberio::spawn([tx = std::move(tx)]() mutable {
+        fiberio::sleep_for(2ms);
+        CHECK(tx.send(std::make_unique<int>(7)));
+      });
+      auto v = rx.recv();
+      REQUIRE(v);
+      CHECK(**v == 7);
+      CHECK_FALSE(rx.recv());  // received once
+      producer.join();
+
+      // The sender goes away without sending: the receiver gets nullopt instead of waiting forever.
+      auto [tx2, rx2] = fiberio::oneshot<int>();
+      auto dropper = fiberio::spawn([tx2 = std::move(tx2)]() mutable {
+        fiberio::sleep_for(2ms);
+        auto gone = std::move(tx2);
+      });
+      CHECK_FALSE(rx2.recv());
+      dropper.join();
+
+      // The receiver goes away: the sender learns it, and its value comes back.
+      auto [tx3, rx3] = fiberio::oneshot<std::string>();
+      auto watcher = fiberio::spawn([&tx3] {
+        tx3.wait_receiver_gone();
+        return tx3.receiver_gone();
+      });
+      fiberio::sleep_for(2ms);
+      { auto gone = std::move(rx3); }
+      CHECK(watcher.join());
+      auto refused = tx3.send("nobody reads this");
+      REQUIRE_FALSE(refused);
+      CHECK(refused.error() == "nobody reads this");
+
+      // As a select branch, with a timeout.
+      auto [tx4, rx4] = fiberio::oneshot<int>();
+      CHECK(fiberio::select(fiberio::on_recv(rx4), fiberio::on_timeout(5ms)).index() == 1);
+      CHECK(tx4.send(9));
+      auto got = fiberio::select(fiberio::on_recv(rx4), fiberio::on_timeout(5s));
+      REQUIRE(got.index() == 0);
+      CHECK(std::get<0>(got) == 9);
+    });
+  }
+}
+
+TEST_CASE("barrier: rounds of N release together, one leader each; a cancelled waiter leaves its round") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 3}};
+  rt.block_on([] {
+    constexpr int kParties = 5, kRounds = 50;
+    fiberio::Barrier barrier{kParties};
+    std::atomic<int> leaders{0}, in_round{0};
+    std::atomic<bool> overtaken{false};
+    std::vector<fiberio::JoinHandle<void>> fibers;
+    for (int p = 0; p < kParties; ++p) {
+      fibers.push_back(fiberio::spawn([&] {
+        for (int r = 0; r < kRounds; ++r) {
+          ++in_round;
+          if (barrier.wait()) ++leaders;
+          // Everyone of round r has arrived before anyone passes: nobody can be two rounds ahead.
+          if (in_round.load() < (r + 1) * kParties) overtaken = true;
+          fiberio::yield();
+        }
+      }));
+    }
+    for (auto& f : fibers)
+      f.join();
+    CHECK(leaders == kRounds);
+    CHECK_FALSE(overtaken);
+
+    // One of three waiters is cancelled: the round waits for a third party instead of releasing two.
+    fiberio::Barrier three{3};
+    std::atomic<int> passed{0};
+    auto a = fiberio::spawn([&] {
+      three.wait();
+      ++passed;
+    });
+    auto cancelled = fiberio::spawn([&] { three.wait(); });
+    fiberio::sleep_for(5ms);
+    cancelled.cancel();
+    CHECK_THROWS_AS(cancelled.join(), fiberio::Cancelled);
+    auto b = fiberio::spawn([&] {
+      three.wait();
+      ++passed;
+    });
+    fiberio::sleep_for(5ms);
+    CHECK(passed == 0);   // two arrived, not three
+    CHECK(three.wait());  // the third: the leader
+    a.join();
+    b.join();
+    CHECK(passed == 2);
+    CHECK_THROWS_AS(fiberio::Barrier{0}, std::invalid_argument);
+  });
+}
+
+TEST_CASE("rw lock: readers share, a writer is alone, a waiting writer is not starved by readers") {
+  for (const std::uint32_t threads : {1u, 4u}) {
+    fiberio::Runtime rt{fiberio::Config{.threads = threads}};
+    rt.block_on([] {
+      fiberio::RwLock lock;
+      std::atomic<int> readers{0}, writers{0}, max_readers{0};
+      std::atomic<bool> broken{false};
+      long value = 0;  // written only under the write lock
+      std::vector<fiberio::JoinHandle<void>> fibers;
+      for (int f = 0; f < 8; ++f) {
+        fibers.push_back(fiberio::spawn([&, f] {
+          for (int i = 0; i < 300; ++i) {
+            if ((i + f) % 4 == 0) {
+              std::unique_lock write(lock);
+              if (++writers != 1 || readers != 0) broken = true;
+              ++value;
+              fiberio::yield();  // others run meanwhile, and must stay out
+              --writers;
+            } else {
+              std::shared_lock read(lock);
+              const int now = ++readers;
+              if (writers != 0) broken = true;
+              int seen = max_readers;
+              while (now > seen && !max_readers.compare_exchange_weak(seen, now)) {
+              }
+              fiberio::yield();
+              --readers;
+            }
+          }
+        }));
+      }
+      for (auto& f : fibers)
+        f.join();
+      CHECK_FALSE(broken);
+      CHECK(value == 8 * 300 / 4);
+      CHECK(max_readers > 1);  // readers did share
+
+      // Readers behind a waiting writer wait for it.
+      fiberio::RwLock fair;
+      fair.lock_shared();
+      std::atomic<bool> wrote{false}, late_read{false};
+      auto writer = fiberio::spawn([&] {
+        std::unique_lock write(fair);
+        wrote = true;
+      });
+      fiberio::sleep_for(2ms);
+      auto reader = fiberio::spawn([&] {
+        std::shared_lock read(fair);
+        late_read = wrote.load();  // it came after the writer, so it must see the write
+      });
+      fiberio::sleep_for(2ms);
+      CHECK_FALSE(fair.try_lock_shared());  // a writer waits: no barging in
+      fair.unlock_shared();
+      writer.join();
+      reader.join();
+      CHECK(late_read);
+
+      // A writer that gives up lets the readers queued behind it in.
+      fiberio::RwLock held;
+      held.lock_shared();
+      auto impatient = fiberio::spawn([&] { return held.try_lock_for(5ms); });
+      fiberio::sleep_for(1ms);
+      auto patient_reader = fiberio::spawn([&] {
+        held.lock_shared();
+        held.unlock_shared();
+      });
+      CHECK_FALSE(impatient.join());
+      patient_reader.join();  // admitted once the writer left, while the first reader still holds it
+      held.unlock_shared();
+      CHECK(held.try_lock());
+      held.unlock();
+    });
+  }
 }

@@ -21,6 +21,7 @@
 #include <ctime>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 namespace fiberio::detail {
 
@@ -80,6 +81,7 @@ struct Waiter {
 class WaitList {
  public:
   bool empty() const noexcept { return head_ == nullptr; }
+  Waiter* front() const noexcept { return head_; }
 
   void push_back(Waiter& w) noexcept {
     w.prev = tail_;
@@ -158,10 +160,11 @@ class WaitList {
 // user's mutex there). Returns why it woke; throws nothing (callers decide whether cancellation throws).
 // A plain thread sleeps on a futex until notified or the deadline; it cannot be cancelled. As with a
 // fiber, exactly one of the wake-up and the timeout wins: a waker that finds the thread timed out moves on.
+// With a waiter the caller provides (a primitive that keeps more per waiter derives from Waiter, and its
+// wakers static_cast back; the waiter must be fresh).
 template <class BeforeSuspend>
-WakeReason suspend_on(WaitList& list, std::unique_lock<std::mutex>& lock, std::optional<Deadline> deadline,
-                      BeforeSuspend&& before_suspend) {
-  Waiter waiter;
+WakeReason suspend_on(WaitList& list, Waiter& waiter, std::unique_lock<std::mutex>& lock,
+                      std::optional<Deadline> deadline, BeforeSuspend&& before_suspend) {
   Fiber* self = Fiber::current();
   if (self) {
     waiter.fiber = self;
@@ -189,6 +192,13 @@ WakeReason suspend_on(WaitList& list, std::unique_lock<std::mutex>& lock, std::o
   lock.lock();
   list.remove(waiter);
   return why;
+}
+
+template <class BeforeSuspend>
+WakeReason suspend_on(WaitList& list, std::unique_lock<std::mutex>& lock, std::optional<Deadline> deadline,
+                      BeforeSuspend&& before_suspend) {
+  Waiter waiter;
+  return suspend_on(list, waiter, lock, deadline, std::forward<BeforeSuspend>(before_suspend));
 }
 
 inline WakeReason suspend_on(WaitList& list, std::unique_lock<std::mutex>& lock,
