@@ -2,6 +2,7 @@
 //
 //   fiberio::Channel<int> ch{16};         // bounded: send() waits while 16 items are queued
 //   fiberio::Channel<int> any;            // unbounded: send() never waits
+//   fiberio::Channel<int> meet{0};        // rendezvous: send() waits until a receiver has taken it
 //   ch.send(1); ch.close();
 //   while (auto v = ch.recv()) use(*v);   // recv() returns nullopt once closed and drained
 //
@@ -16,8 +17,10 @@
 
 #include <fiberio/executor/detail/wait_list.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <expected>
 #include <limits>
@@ -32,18 +35,13 @@ class Channel {
  public:
   static constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();
 
-  explicit Channel(std::size_t capacity = unbounded) : capacity_(capacity == 0 ? 1 : capacity) {}
+  // `capacity` 0 makes a rendezvous channel (Go's unbuffered channel): a send completes only once a
+  // receiver has taken its value.
+  explicit Channel(std::size_t capacity = unbounded) : capacity_(capacity) {}
 
-  // Waits while full. False if the channel is (or becomes) closed; throws Cancelled.
-  bool send(T value) {
-    std::unique_lock guard(mutex_);
-    while (!closed_ && items_.size() >= capacity_)
-      detail::throw_if_cancelled(detail::suspend_on(senders_, guard));
-    if (closed_) return false;
-    items_.push_back(std::move(value));
-    receivers_.wake_one();
-    return true;
-  }
+  // Waits while full (on a rendezvous channel: until a receiver takes the value). False if the channel is
+  // (or becomes) closed first; throws Cancelled.
+  bool send(T value) { return send_impl(std::move(value), std::nullopt).has_value(); }
 
   // A value send_until()/send_for() did not send, handed back with the reason.
   struct Refused {
@@ -53,37 +51,27 @@ class Channel {
   // send() with a limit: waits while full, at most until `deadline`. Throws Cancelled (the value is then
   // dropped with the exception).
   std::expected<void, Refused> send_until(T value, Deadline deadline) {
-    std::unique_lock guard(mutex_);
-    while (!closed_ && items_.size() >= capacity_) {
-      const auto why = detail::suspend_on(senders_, guard, deadline);
-      detail::throw_if_cancelled(why);
-      if (why == detail::WakeReason::timeout && !closed_ && items_.size() >= capacity_)
-        return std::unexpected(Refused{std::move(value), false});
-    }
-    if (closed_) return std::unexpected(Refused{std::move(value), true});
-    items_.push_back(std::move(value));
-    receivers_.wake_one();
-    return {};
+    return send_impl(std::move(value), deadline);
   }
   template <class Rep, class Period>
   std::expected<void, Refused> send_for(T value, std::chrono::duration<Rep, Period> limit) {
     return send_until(std::move(value), deadline_after(limit));
   }
 
-  // Never waits: false if full or closed.
+  // Never waits: false if full or closed (on a rendezvous channel: unless a receiver is waiting, which
+  // then gets the value).
   bool try_send(T value) {
     std::lock_guard guard(mutex_);
-    if (closed_ || items_.size() >= capacity_) return false;
-    items_.push_back(std::move(value));
-    receivers_.wake_one();
-    return true;
+    return try_push_locked(value);
   }
 
   // Waits while empty and open; nullopt once closed and drained. Throws Cancelled.
   std::optional<T> recv() {
     std::unique_lock guard(mutex_);
-    while (items_.empty() && !closed_)
+    while (items_.empty() && !closed_) {
+      announce_receiver_locked();
       detail::throw_if_cancelled(detail::suspend_on(receivers_, guard));
+    }
     return take(guard);
   }
 
@@ -91,6 +79,7 @@ class Channel {
   std::optional<T> recv_until(Deadline deadline) {
     std::unique_lock guard(mutex_);
     while (items_.empty() && !closed_) {
+      announce_receiver_locked();
       const auto why = detail::suspend_on(receivers_, guard, deadline);
       detail::throw_if_cancelled(why);
       if (why == detail::WakeReason::timeout) break;
@@ -129,6 +118,7 @@ class Channel {
     bool subscribe(detail::Waiter& waiter) {
       std::lock_guard guard(channel_.mutex_);
       if (channel_.items_.empty() && !channel_.closed_) {
+        channel_.announce_receiver_locked();
         channel_.receivers_.push_back(waiter);
         return false;
       }
@@ -145,7 +135,9 @@ class Channel {
   };
 
   // A send as a select() branch: its result is send()'s (false: closed). The value stays in the branch
-  // until the send completes: a send that lost, or found the channel closed, gives it back.
+  // until the send completes: a send that lost, or found the channel closed, gives it back. On a
+  // rendezvous channel it completes when a receiver is waiting, and hands the value to the queue for it
+  // (it does not wait for the take, as send() does).
   class Send {
    public:
     using result_type = bool;
@@ -153,15 +145,16 @@ class Channel {
     std::optional<result_type> try_complete() {
       std::lock_guard guard(channel_.mutex_);
       if (channel_.closed_) return false;
-      if (channel_.items_.size() >= channel_.capacity_) return std::nullopt;
-      channel_.items_.push_back(std::move(*value_));
+      if (!channel_.try_push_locked(*value_)) return std::nullopt;
       value_.reset();
-      channel_.receivers_.wake_one();
       return true;
     }
     bool subscribe(detail::Waiter& waiter) {
       std::lock_guard guard(channel_.mutex_);
-      if (!channel_.closed_ && channel_.items_.size() >= channel_.capacity_) {
+      // Full; on a rendezvous channel: no receiver waits (a receiver that comes wakes us to try again).
+      const bool must_wait = channel_.capacity_ == 0 ? channel_.receivers_.empty()
+                                                     : channel_.items_.size() >= channel_.capacity_;
+      if (!channel_.closed_ && must_wait) {
         channel_.senders_.push_back(waiter);
         return false;
       }
@@ -190,11 +183,93 @@ class Channel {
   }
 
  private:
+  struct Slot {
+    T value;
+    std::uint64_t seq;  // send order: a rendezvous sender finds its own value by it
+  };
+
+  std::expected<void, Refused> send_impl(T value, std::optional<Deadline> deadline) {
+    std::unique_lock guard(mutex_);
+    if (capacity_ == 0) return hand_off(std::move(value), deadline, guard);
+    while (!closed_ && items_.size() >= capacity_) {
+      const auto why = detail::suspend_on(senders_, guard, deadline);
+      detail::throw_if_cancelled(why);
+      if (why == detail::WakeReason::timeout && !closed_ && items_.size() >= capacity_)
+        return std::unexpected(Refused{std::move(value), false});
+    }
+    if (closed_) return std::unexpected(Refused{std::move(value), true});
+    items_.push_back(Slot{std::move(value), ++last_seq_});
+    receivers_.wake_one();
+    return {};
+  }
+
+  // A rendezvous send: queues the value and waits until a receiver has taken it. A sender that leaves
+  // first (closed, deadline, cancellation) takes its value back out of the queue.
+  std::expected<void, Refused> hand_off(T value, std::optional<Deadline> deadline,
+                                        std::unique_lock<std::mutex>& guard) {
+    if (closed_) return std::unexpected(Refused{std::move(value), true});
+    const std::uint64_t seq = ++last_seq_;
+    items_.push_back(Slot{std::move(value), seq});
+    receivers_.wake_one();
+    for (;;) {
+      auto mine = find_locked(seq);
+      if (mine == items_.end()) return {};  // taken
+      if (closed_) return std::unexpected(Refused{take_back_locked(mine), true});
+      const auto why = detail::suspend_on(senders_, guard, deadline);
+      if (why == detail::WakeReason::notified) continue;
+      mine = find_locked(seq);
+      if (mine == items_.end()) {
+        // Taken just before the deadline or the cancellation won: it was sent. A cancellation stays
+        // pending for the fiber's next wait.
+        if (why == detail::WakeReason::cancelled) detail::Fiber::current()->request_cancel();
+        return {};
+      }
+      T back = take_back_locked(mine);
+      if (why == detail::WakeReason::cancelled) throw Cancelled{};
+      return std::unexpected(Refused{std::move(back), false});
+    }
+  }
+
+  typename std::deque<Slot>::iterator find_locked(std::uint64_t seq) {
+    if (items_.empty() || items_.front().seq > seq) return items_.end();
+    return std::find_if(items_.begin(), items_.end(), [seq](const Slot& s) { return s.seq == seq; });
+  }
+  T take_back_locked(typename std::deque<Slot>::iterator slot) {
+    T value = std::move(slot->value);
+    items_.erase(slot);
+    return value;
+  }
+
+  // Queues `value` (moving from it) if that needs no wait: room in a buffered channel, a waiting receiver
+  // for a rendezvous one.
+  bool try_push_locked(T& value) {
+    if (closed_) return false;
+    if (capacity_ == 0) {
+      if (!receivers_.wake_one()) return false;  // it takes the value once we let go of the lock
+    } else if (items_.size() >= capacity_) {
+      return false;
+    }
+    items_.push_back(Slot{std::move(value), ++last_seq_});
+    if (capacity_ != 0) receivers_.wake_one();
+    return true;
+  }
+
+  // A receiver is about to wait on a rendezvous channel: senders that wait for one (select's send
+  // branches) look again.
+  void announce_receiver_locked() {
+    if (capacity_ == 0) senders_.wake_all();
+  }
+
   std::optional<T> take(std::unique_lock<std::mutex>&) {
     if (items_.empty()) return std::nullopt;
-    std::optional<T> value(std::move(items_.front()));
+    std::optional<T> value(std::move(items_.front().value));
     items_.pop_front();
-    senders_.wake_one();
+    // A rendezvous take wakes every waiting sender: the one whose value it was returns, the others wait on.
+    if (capacity_ == 0) {
+      senders_.wake_all();
+    } else {
+      senders_.wake_one();
+    }
     // More items and more receivers: pass the baton so a receiver whose wake-up was used by a barging
     // receiver does not leave items waiting.
     if (!items_.empty()) receivers_.wake_one();
@@ -202,9 +277,10 @@ class Channel {
   }
 
   mutable std::mutex mutex_;
-  const std::size_t capacity_;
+  const std::size_t capacity_;  // 0: rendezvous
   bool closed_ = false;
-  std::deque<T> items_;
+  std::deque<Slot> items_;
+  std::uint64_t last_seq_ = 0;
   detail::WaitList senders_;
   detail::WaitList receivers_;
 };

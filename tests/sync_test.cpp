@@ -594,3 +594,102 @@ TEST_CASE("rw lock: readers share, a writer is alone, a waiting writer is not st
     });
   }
 }
+
+TEST_CASE("rendezvous channel: a send completes only once a receiver has taken its value") {
+  for (const std::uint32_t threads : {1u, 3u}) {
+    fiberio::Runtime rt{fiberio::Config{.threads = threads}};
+    rt.block_on([] {
+      fiberio::Channel<int> meet{0};
+      CHECK_FALSE(meet.try_send(1));  // nobody receives: a rendezvous send cannot complete
+      std::atomic<bool> sent{false};
+      auto sender = fiberio::spawn([&] {
+        CHECK(meet.send(2));
+        sent = true;
+      });
+      fiberio::sleep_for(5ms);
+      CHECK_FALSE(sent);  // still waiting for a receiver
+      CHECK(meet.recv() == 2);
+      sender.join();
+      CHECK(sent);
+
+      // A waiting receiver makes try_send (and a select's send branch) succeed.
+      auto receiver = fiberio::spawn([&] { return meet.recv(); });
+      while (!meet.try_send(3))
+        fiberio::sleep_for(1ms);
+      CHECK(receiver.join() == 3);
+      auto branch_receiver = fiberio::spawn([&] { return meet.recv(); });
+      auto via_select = fiberio::select(fiberio::on_send(meet, 4), fiberio::on_timeout(10s));
+      CHECK(via_select.index() == 0);
+      CHECK(branch_receiver.join() == 4);
+      CHECK(fiberio::select(fiberio::on_send(meet, 5), fiberio::on_timeout(5ms)).index() == 1);
+      CHECK(meet.size() == 0);  // the lost branch left nothing queued
+
+      // A sender that gives up takes its value back out of the queue.
+      auto late = meet.send_for(6, 5ms);
+      REQUIRE_FALSE(late);
+      CHECK(late.error().value == 6);
+      CHECK_FALSE(late.error().closed);
+      CHECK(meet.size() == 0);
+      CHECK_FALSE(meet.try_recv());
+
+      // Closed while a sender waits: refused, nothing left for a receiver.
+      auto refused = fiberio::spawn([&] { return meet.send_for(7, 10s); });
+      fiberio::sleep_for(2ms);
+      meet.close();
+      auto r = refused.join();
+      REQUIRE_FALSE(r);
+      CHECK(r.error().closed);
+      CHECK(r.error().value == 7);
+      CHECK_FALSE(meet.recv());
+    });
+  }
+}
+
+TEST_CASE("rendezvous channel stress: every value taken exactly once, senders and receivers across workers") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 4}};
+  rt.block_on([] {
+    fiberio::Channel<int> meet{0};
+    constexpr int kSenders = 4, kPerSender = 500, kReceivers = 3;
+    std::atomic<long> sum{0};
+    std::atomic<int> count{0};
+    std::vector<fiberio::JoinHandle<void>> receivers;
+    for (int r = 0; r < kReceivers; ++r) {
+      receivers.push_back(fiberio::spawn([&, r] {
+        for (;;) {
+          std::optional<int> v;
+          if (r == 0) {  // one receiver selects with a short timeout: its timeouts must lose nothing
+            auto got = fiberio::select(fiberio::on_recv(meet), fiberio::on_timeout(1ms));
+            if (got.index() == 1) continue;
+            v = std::get<0>(got);
+          } else {
+            v = meet.recv();
+          }
+          if (!v) return;
+          sum += *v;
+          ++count;
+        }
+      }));
+    }
+    std::vector<fiberio::JoinHandle<void>> senders;
+    for (int s = 0; s < kSenders; ++s) {
+      senders.push_back(fiberio::spawn([&, s] {
+        for (int i = 1; i <= kPerSender; ++i) {
+          if ((i + s) % 4 == 0) {
+            // Some senders give up now and then and send again: a value taken back is sent once more.
+            while (!meet.send_for(i, std::chrono::microseconds(200))) {
+            }
+          } else {
+            REQUIRE(meet.send(i));
+          }
+        }
+      }));
+    }
+    for (auto& s : senders)
+      s.join();
+    meet.close();
+    for (auto& r : receivers)
+      r.join();
+    CHECK(count == kSenders * kPerSender);
+    CHECK(sum == static_cast<long>(kSenders) * kPerSender * (kPerSender + 1) / 2);
+  });
+}
