@@ -17,10 +17,8 @@
 
 #include <fiberio/executor/detail/wait_list.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
-#include <cstdint>
 #include <deque>
 #include <expected>
 #include <limits>
@@ -41,7 +39,17 @@ class Channel {
 
   // Waits while full (on a rendezvous channel: until a receiver takes the value). False if the channel is
   // (or becomes) closed first; throws Cancelled.
-  bool send(T value) { return send_impl(std::move(value), std::nullopt).has_value(); }
+  bool send(T value) {
+    std::unique_lock guard(mutex_);
+    if (capacity_ == 0) [[unlikely]]
+      return hand_off(std::move(value), std::nullopt, guard).has_value();
+    while (!closed_ && items_.size() >= capacity_)
+      detail::throw_if_cancelled(detail::suspend_on(senders_, guard));
+    if (closed_) return false;
+    items_.push_back(std::move(value));
+    receivers_.wake_one();
+    return true;
+  }
 
   // A value send_until()/send_for() did not send, handed back with the reason.
   struct Refused {
@@ -51,7 +59,19 @@ class Channel {
   // send() with a limit: waits while full, at most until `deadline`. Throws Cancelled (the value is then
   // dropped with the exception).
   std::expected<void, Refused> send_until(T value, Deadline deadline) {
-    return send_impl(std::move(value), deadline);
+    std::unique_lock guard(mutex_);
+    if (capacity_ == 0) [[unlikely]]
+      return hand_off(std::move(value), deadline, guard);
+    while (!closed_ && items_.size() >= capacity_) {
+      const auto why = detail::suspend_on(senders_, guard, deadline);
+      detail::throw_if_cancelled(why);
+      if (why == detail::WakeReason::timeout && !closed_ && items_.size() >= capacity_)
+        return std::unexpected(Refused{std::move(value), false});
+    }
+    if (closed_) return std::unexpected(Refused{std::move(value), true});
+    items_.push_back(std::move(value));
+    receivers_.wake_one();
+    return {};
   }
   template <class Rep, class Period>
   std::expected<void, Refused> send_for(T value, std::chrono::duration<Rep, Period> limit) {
@@ -68,18 +88,19 @@ class Channel {
   // Waits while empty and open; nullopt once closed and drained. Throws Cancelled.
   std::optional<T> recv() {
     std::unique_lock guard(mutex_);
-    while (items_.empty() && !closed_) {
-      announce_receiver_locked();
+    if (capacity_ == 0) [[unlikely]]
+      return recv_rendezvous(std::nullopt, guard);
+    while (items_.empty() && !closed_)
       detail::throw_if_cancelled(detail::suspend_on(receivers_, guard));
-    }
     return take(guard);
   }
 
   // Like recv(), but also nullopt when the deadline passes first.
   std::optional<T> recv_until(Deadline deadline) {
     std::unique_lock guard(mutex_);
+    if (capacity_ == 0) [[unlikely]]
+      return recv_rendezvous(deadline, guard);
     while (items_.empty() && !closed_) {
-      announce_receiver_locked();
       const auto why = detail::suspend_on(receivers_, guard, deadline);
       detail::throw_if_cancelled(why);
       if (why == detail::WakeReason::timeout) break;
@@ -103,6 +124,7 @@ class Channel {
     closed_ = true;
     receivers_.wake_all();
     senders_.wake_all();
+    hand_offs_.wake_all();
   }
 
   // A receive as a select() branch: its result is recv()'s (nullopt once closed and drained).
@@ -112,12 +134,13 @@ class Channel {
     explicit Recv(Channel& channel) noexcept : channel_(channel) {}
     std::optional<result_type> try_complete() {
       std::unique_lock guard(channel_.mutex_);
-      if (channel_.items_.empty() && !channel_.closed_) return std::nullopt;
-      return result_type{channel_.take(guard)};
+      if (auto value = channel_.take(guard)) return result_type{std::move(value)};
+      if (channel_.closed_) return result_type{};
+      return std::nullopt;
     }
     bool subscribe(detail::Waiter& waiter) {
       std::lock_guard guard(channel_.mutex_);
-      if (channel_.items_.empty() && !channel_.closed_) {
+      if (channel_.items_.empty() && channel_.hand_offs_.empty() && !channel_.closed_) {
         channel_.announce_receiver_locked();
         channel_.receivers_.push_back(waiter);
         return false;
@@ -183,105 +206,94 @@ class Channel {
   }
 
  private:
-  struct Slot {
-    T value;
-    std::uint64_t seq;  // send order: a rendezvous sender finds its own value by it
+  // A rendezvous sender waiting for a receiver, on its own stack: a receiver that wins its wait moves the
+  // value out (under the lock, before the sender can run again) and marks it taken.
+  struct HandOff : detail::Waiter {
+    T* value = nullptr;
+    bool taken = false;
   };
 
-  std::expected<void, Refused> send_impl(T value, std::optional<Deadline> deadline) {
-    std::unique_lock guard(mutex_);
-    if (capacity_ == 0) return hand_off(std::move(value), deadline, guard);
-    while (!closed_ && items_.size() >= capacity_) {
-      const auto why = detail::suspend_on(senders_, guard, deadline);
-      detail::throw_if_cancelled(why);
-      if (why == detail::WakeReason::timeout && !closed_ && items_.size() >= capacity_)
-        return std::unexpected(Refused{std::move(value), false});
-    }
-    if (closed_) return std::unexpected(Refused{std::move(value), true});
-    items_.push_back(Slot{std::move(value), ++last_seq_});
-    receivers_.wake_one();
-    return {};
-  }
-
-  // A rendezvous send: queues the value and waits until a receiver has taken it. A sender that leaves
-  // first (closed, deadline, cancellation) takes its value back out of the queue.
-  std::expected<void, Refused> hand_off(T value, std::optional<Deadline> deadline,
-                                        std::unique_lock<std::mutex>& guard) {
-    if (closed_) return std::unexpected(Refused{std::move(value), true});
-    const std::uint64_t seq = ++last_seq_;
-    items_.push_back(Slot{std::move(value), seq});
-    receivers_.wake_one();
+  // A rendezvous send: waits in hand_offs_ until a receiver takes the value from this frame (Go's
+  // unbuffered send). A sender that leaves first (closed, deadline, cancellation) still has it.
+  __attribute__((noinline)) std::expected<void, Refused> hand_off(T value, std::optional<Deadline> deadline,
+                                                                  std::unique_lock<std::mutex>& guard) {
     for (;;) {
-      auto mine = find_locked(seq);
-      if (mine == items_.end()) return {};  // taken
-      if (closed_) return std::unexpected(Refused{take_back_locked(mine), true});
-      const auto why = detail::suspend_on(senders_, guard, deadline);
-      if (why == detail::WakeReason::notified) continue;
-      mine = find_locked(seq);
-      if (mine == items_.end()) {
-        // Taken just before the deadline or the cancellation won: it was sent. A cancellation stays
-        // pending for the fiber's next wait.
-        if (why == detail::WakeReason::cancelled) detail::Fiber::current()->request_cancel();
-        return {};
-      }
-      T back = take_back_locked(mine);
-      if (why == detail::WakeReason::cancelled) throw Cancelled{};
-      return std::unexpected(Refused{std::move(back), false});
+      if (closed_) return std::unexpected(Refused{std::move(value), true});
+      HandOff me;
+      me.value = &value;
+      receivers_.wake_one();
+      const auto why = detail::suspend_on(hand_offs_, me, guard, deadline, [] {});
+      if (me.taken) return {};  // the taker won the wait, so nothing else did
+      detail::throw_if_cancelled(why);
+      if (why == detail::WakeReason::timeout) return std::unexpected(Refused{std::move(value), false});
     }
-  }
-
-  typename std::deque<Slot>::iterator find_locked(std::uint64_t seq) {
-    if (items_.empty() || items_.front().seq > seq) return items_.end();
-    return std::find_if(items_.begin(), items_.end(), [seq](const Slot& s) { return s.seq == seq; });
-  }
-  T take_back_locked(typename std::deque<Slot>::iterator slot) {
-    T value = std::move(slot->value);
-    items_.erase(slot);
-    return value;
   }
 
   // Queues `value` (moving from it) if that needs no wait: room in a buffered channel, a waiting receiver
-  // for a rendezvous one.
+  // for a rendezvous one (which takes it once we let go of the lock).
   bool try_push_locked(T& value) {
     if (closed_) return false;
     if (capacity_ == 0) {
-      if (!receivers_.wake_one()) return false;  // it takes the value once we let go of the lock
-    } else if (items_.size() >= capacity_) {
-      return false;
+      if (!receivers_.wake_one()) return false;
+      items_.push_back(std::move(value));
+      return true;
     }
-    items_.push_back(Slot{std::move(value), ++last_seq_});
-    if (capacity_ != 0) receivers_.wake_one();
+    if (items_.size() >= capacity_) return false;
+    items_.push_back(std::move(value));
+    receivers_.wake_one();
     return true;
   }
 
-  // A receiver is about to wait on a rendezvous channel: senders that wait for one (select's send
-  // branches) look again.
+  // A receiver is about to wait on a rendezvous channel: select's send branches waiting for one look again.
   void announce_receiver_locked() {
     if (capacity_ == 0) senders_.wake_all();
   }
 
-  std::optional<T> take(std::unique_lock<std::mutex>&) {
-    if (items_.empty()) return std::nullopt;
-    std::optional<T> value(std::move(items_.front().value));
-    items_.pop_front();
-    // A rendezvous take wakes every waiting sender: the one whose value it was returns, the others wait on.
-    if (capacity_ == 0) {
-      senders_.wake_all();
-    } else {
-      senders_.wake_one();
+  // recv() on a rendezvous channel: a value comes from a waiting sender (or a select's send branch).
+  __attribute__((noinline)) std::optional<T> recv_rendezvous(std::optional<Deadline> deadline,
+                                                             std::unique_lock<std::mutex>& guard) {
+    for (;;) {
+      if (auto value = take(guard)) return value;
+      if (closed_) return std::nullopt;
+      announce_receiver_locked();
+      const auto why = detail::suspend_on(receivers_, guard, deadline);
+      detail::throw_if_cancelled(why);
+      if (why == detail::WakeReason::timeout) return take(guard);
     }
+  }
+
+  std::optional<T> take(std::unique_lock<std::mutex>&) {
+    if (items_.empty()) [[unlikely]] {
+      if (capacity_ == 0) return take_hand_off_locked();
+      return std::nullopt;
+    }
+    std::optional<T> value(std::move(items_.front()));
+    items_.pop_front();
+    senders_.wake_one();
     // More items and more receivers: pass the baton so a receiver whose wake-up was used by a barging
     // receiver does not leave items waiting.
     if (!items_.empty()) receivers_.wake_one();
     return value;
   }
 
+  // Takes the value of the longest-waiting rendezvous sender that is still waiting.
+  std::optional<T> take_hand_off_locked() {
+    while (detail::Waiter* front = hand_offs_.front()) {
+      auto* sender = static_cast<HandOff*>(front);
+      hand_offs_.remove(*sender);
+      if (!sender->wake()) continue;  // it timed out or was cancelled: it keeps its value
+      sender->taken = true;
+      return std::optional<T>(std::move(*sender->value));
+    }
+    return std::nullopt;
+  }
+
   mutable std::mutex mutex_;
   const std::size_t capacity_;  // 0: rendezvous
   bool closed_ = false;
-  std::deque<Slot> items_;
-  std::uint64_t last_seq_ = 0;
-  detail::WaitList senders_;
+  std::deque<T> items_;
+  detail::WaitList senders_;    // senders waiting for room (or, rendezvous: select's send branches)
+  detail::WaitList hand_offs_;  // rendezvous senders, each with its value
   detail::WaitList receivers_;
 };
 
