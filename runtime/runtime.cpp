@@ -17,11 +17,24 @@ Runtime::~Runtime() {
   shutdown();
 }
 
-void Runtime::shutdown() {
-  if (detail::Worker* here = detail::Worker::current(); here && &here->scheduler() == scheduler_.get()) {
+namespace {
+
+void refuse_own_fiber(const detail::Scheduler& scheduler) {
+  if (detail::Worker* here = detail::Worker::current(); here && &here->scheduler() == &scheduler) {
     throw std::logic_error("fiberio::Runtime::shutdown called from one of its own fibers");
   }
+}
+
+}  // namespace
+
+void Runtime::shutdown() {
+  refuse_own_fiber(*scheduler_);
   scheduler_->shutdown();
+}
+
+bool Runtime::shutdown(Deadline deadline) {
+  refuse_own_fiber(*scheduler_);
+  return scheduler_->shutdown(deadline);
 }
 
 const Config& Runtime::config() const noexcept {

@@ -96,6 +96,16 @@ class Runtime {
   // Cancels all fibers, waits until they have unwound, joins the workers. Idempotent. Must not be
   // called from one of this runtime's fibers.
   void shutdown();
+  // shutdown() that waits at most until `deadline` (or for `limit`): true if every fiber unwound in time
+  // (the workers are then joined). False: some still run, blocked again after their Cancelled or
+  // computing; they stay cancelled, a later shutdown() or the destructor waits for them, and a program
+  // that cannot wait ends itself (tokio's shutdown_timeout leaks such tasks; fibers have stacks that are
+  // live until they return, so fiberio does not pretend they are gone).
+  bool shutdown(Deadline deadline);
+  template <class Rep, class Period>
+  bool shutdown(std::chrono::duration<Rep, Period> limit) {
+    return shutdown(deadline_after(limit));
+  }
 
   const Config& config() const noexcept;
   std::vector<WorkerStats> stats() const;

@@ -906,3 +906,37 @@ TEST_CASE("thread hooks run on each worker thread, before its first fiber and af
   CHECK(fiberio::block_on([] { return 1; }, driven) == 1);
   CHECK_FALSE(called);
 }
+
+TEST_CASE("shutdown with a limit: true once every fiber unwound; false while one keeps running") {
+  {
+    fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+    for (int i = 0; i < 10; ++i)
+      rt.spawn([] { fiberio::sleep_for(1h); }).detach();
+    CHECK(rt.shutdown(10s));  // they all unwind at their first cancellation
+    CHECK(rt.live_fibers() == 0);
+    CHECK(rt.shutdown(fiberio::Clock::now() - 1s));  // done already: true, whatever the deadline
+    rt.shutdown();                                   // idempotent
+  }
+  {
+    fiberio::Runtime rt{fiberio::Config{.threads = 2}};
+    std::atomic<bool> let_go{false}, running{false};
+    // A fiber that swallows every Cancelled and waits on: no shutdown can end it until it agrees.
+    rt.spawn([&] {
+        running = true;
+        while (!let_go) {
+          try {
+            fiberio::sleep_for(1ms);
+          } catch (const fiberio::Cancelled&) {
+          }
+        }
+      }).detach();
+    while (!running)  // a fiber cancelled before it ever ran would just end
+      std::this_thread::yield();
+    const auto start = fiberio::Clock::now();
+    CHECK_FALSE(rt.shutdown(20ms));
+    CHECK(fiberio::Clock::now() - start >= 20ms);
+    CHECK(rt.live_fibers() == 1);
+    let_go = true;
+    CHECK(rt.shutdown(10s));  // a later call goes on where the first gave up
+  }
+}

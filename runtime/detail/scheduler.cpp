@@ -1,5 +1,7 @@
 #include <fiberio/runtime/detail/scheduler.hpp>
 
+#include <algorithm>
+
 #include <fiberio/executor/detail/overflow_reporter.hpp>
 #include <fiberio/runtime/detail/worker.hpp>
 
@@ -149,29 +151,32 @@ void Scheduler::cancel_all() {
   }
 }
 
-void Scheduler::shutdown() {
-  std::call_once(shutdown_once_, [this] {
-    {
-      std::lock_guard lock(registry_mutex_);
-      stopping_.store(true, std::memory_order_release);
-      if (live_.load(std::memory_order_acquire) == 0) stopped_.store(true, std::memory_order_release);
+bool Scheduler::shutdown(std::optional<Deadline> deadline) {
+  {
+    std::lock_guard lock(registry_mutex_);
+    stopping_.store(true, std::memory_order_release);
+    if (live_.load(std::memory_order_acquire) == 0) stopped_.store(true, std::memory_order_release);
+  }
+  // Fibers may swallow Cancelled and block again, or spawn more: keep cancelling until none is left.
+  while (!stopped_.load(std::memory_order_acquire)) {
+    const Deadline now = Clock::now();
+    if (deadline && now >= *deadline) return false;
+    cancel_all();
+    const Deadline next = std::min(now + std::chrono::milliseconds(10), deadline.value_or(Deadline::max()));
+    if (caller_driven_) {
+      workers_[0]->run(stopped_, next);
+    } else {
+      std::unique_lock lock(registry_mutex_);
+      all_finished_.wait_until(lock, next, [this] { return stopped_.load(std::memory_order_acquire); });
     }
-    // Fibers may swallow Cancelled and block again, or spawn more: keep cancelling until none is left.
-    while (!stopped_.load(std::memory_order_acquire)) {
-      cancel_all();
-      if (caller_driven_) {
-        workers_[0]->run(stopped_, Clock::now() + std::chrono::milliseconds(10));
-      } else {
-        std::unique_lock lock(registry_mutex_);
-        all_finished_.wait_for(lock, std::chrono::milliseconds(10),
-                               [this] { return stopped_.load(std::memory_order_acquire); });
-      }
-    }
+  }
+  std::call_once(join_once_, [this] {
     for (auto& worker : workers_)
       worker->unpark();
     for (auto& thread : threads_)
       thread.join();
   });
+  return true;
 }
 
 void Scheduler::drive(const std::atomic<bool>& done) {

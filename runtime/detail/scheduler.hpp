@@ -44,8 +44,9 @@ class Scheduler {
   void on_finished(Task* task) noexcept;
 
   // Cancels every live fiber (again every 10 ms until all have unwound), then stops and joins the
-  // workers. Idempotent; must not be called from a fiber of this scheduler.
-  void shutdown();
+  // workers. With a deadline, gives up waiting there and returns false (fibers still live; a later call
+  // goes on). Idempotent; must not be called from a fiber of this scheduler.
+  bool shutdown(std::optional<Deadline> deadline = std::nullopt);
   // Caller-driven mode: runs worker 0 on this thread until `done`.
   void drive(const std::atomic<bool>& done);
 
@@ -78,7 +79,7 @@ class Scheduler {
   std::atomic<std::size_t> live_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
-  std::once_flag shutdown_once_;
+  std::once_flag join_once_;  // the workers' threads are joined by the first shutdown that sees them done
   // Calls of hand_over() in progress. Once queued, a fiber may run to its end and the runtime be
   // destroyed before the caller, on a thread of its own, has unparked the worker: the destructor waits
   // for this to drop to zero.
