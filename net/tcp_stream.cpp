@@ -70,4 +70,13 @@ IoResult<void> TcpStream::set_linger(std::optional<std::chrono::seconds> linger)
   return {};
 }
 
+IoResult<std::optional<std::chrono::seconds>> TcpStream::linger() const {
+  ::linger value{};
+  socklen_t size = sizeof value;
+  if (::getsockopt(fd(), SOL_SOCKET, SO_LINGER, &value, &size) != 0)
+    return std::unexpected(detail::last_error());
+  if (!value.l_onoff) return std::optional<std::chrono::seconds>{};
+  return std::optional<std::chrono::seconds>{value.l_linger};
+}
+
 }  // namespace fiberio

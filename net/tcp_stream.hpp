@@ -39,6 +39,8 @@ class TcpStream : public StreamSocket {
   // SO_LINGER. linger 0 makes close() reset the connection (RST) instead of a graceful FIN; nullopt
   // restores the default.
   IoResult<void> set_linger(std::optional<std::chrono::seconds> linger);
+  // SO_LINGER read back: nullopt when off (the default).
+  IoResult<std::optional<std::chrono::seconds>> linger() const;
 };
 
 }  // namespace fiberio

@@ -332,7 +332,14 @@ TEST_CASE("tcp: options") {
     CHECK_FALSE(*client->nodelay());
     REQUIRE(client->set_keepalive(true, 30s));
     CHECK(*client->keepalive());
+    REQUIRE(client->linger());
+    CHECK_FALSE(*client->linger());  // off by default
+    REQUIRE(client->set_linger(5s));
+    CHECK(*client->linger() == std::optional<std::chrono::seconds>{5s});
+    REQUIRE(client->set_linger(0s));
+    CHECK(*client->linger() == std::optional<std::chrono::seconds>{0s});
     REQUIRE(client->set_linger(std::nullopt));
+    CHECK_FALSE(*client->linger());
     // A second listener may share the port only with SO_REUSEPORT on both.
     auto twin = fiberio::TcpListener::bind(address_of(listener), {.reuse_port = true});
     CHECK(twin);
