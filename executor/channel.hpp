@@ -54,7 +54,8 @@ class Channel {
   // A value send_until()/send_for() did not send, handed back with the reason.
   struct Refused {
     T value;
-    bool closed;  // true: the channel is closed; false: the deadline passed while it was full
+    bool closed;  // true: the channel is closed; false: the deadline passed while it was full (rendezvous:
+                  // before a receiver took the value)
   };
   // send() with a limit: waits while full, at most until `deadline`. Throws Cancelled (the value is then
   // dropped with the exception).
