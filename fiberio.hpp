@@ -18,12 +18,14 @@
 #include <fiberio/net/address.hpp>
 #include <fiberio/net/blocking_pool.hpp>
 #include <fiberio/net/copy.hpp>
+#include <fiberio/net/datagram_socket.hpp>
 #include <fiberio/net/error.hpp>
 #include <fiberio/net/signals.hpp>
 #include <fiberio/net/stream_socket.hpp>
 #include <fiberio/net/tcp_listener.hpp>
 #include <fiberio/net/tcp_stream.hpp>
 #include <fiberio/net/udp_socket.hpp>
+#include <fiberio/net/unix_datagram.hpp>
 #include <fiberio/net/unix_socket.hpp>
 #include <fiberio/reactor/async_fd.hpp>
 #include <fiberio/runtime/config.hpp>

@@ -192,6 +192,11 @@ std::expected<SocketAddress, std::string> SocketAddress::unix_abstract(std::stri
                        static_cast<socklen_t>(kSunPathOffset + 1 + name.size()));
 }
 
+SocketAddress SocketAddress::unix_unnamed() noexcept {
+  const sa_family_t family = AF_UNIX;
+  return SocketAddress(reinterpret_cast<const sockaddr*>(&family), sizeof family);
+}
+
 SocketAddress::Family SocketAddress::family() const noexcept {
   if (len_ == 0) return Family::none;
   switch (storage_.ss_family) {

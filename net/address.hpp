@@ -45,6 +45,8 @@ class SocketAddress {
   // A Unix socket path (at most 107 bytes) or an abstract name (Linux; no file, leading NUL implied).
   static std::expected<SocketAddress, std::string> unix_path(std::string_view path);
   static std::expected<SocketAddress, std::string> unix_abstract(std::string_view name);
+  // The address of a Unix socket with no name (an unbound client): to_string() gives "(unnamed)".
+  static SocketAddress unix_unnamed() noexcept;
 
   Family family() const noexcept;
   bool is_ip() const noexcept { return family() == Family::ipv4 || family() == Family::ipv6; }

@@ -2,9 +2,10 @@
 //
 //  - An I/O failure is a value: IoResult<T> = std::expected<T, std::error_code>. OS errors keep their
 //    errno in std::generic_category(), so `r.error() == std::errc::connection_reset` works.
-//  - A deadline that passes gives std::errc::timed_out. Deadlines are absolute (Clock::time_point) and
-//    optional: nullopt waits for ever. Multi-step calls (read_exact, write_all) apply one deadline to the
-//    whole call, not to each step.
+//  - Every waiting call takes a Timeout (executor/clock.hpp): a duration (`5s`), a deadline
+//    (`Clock::now() + 5s`) or none (`{}`, waits for ever); one that passes gives std::errc::timed_out.
+//    Multi-step calls (read_exact, write_all, connect to several addresses) apply one limit to the whole
+//    call, not to each step.
 //  - Cancellation of the calling fiber throws fiberio::Cancelled (as AsyncFd does); nothing else throws,
 //    except std::bad_alloc and std::system_error when a thread cannot be created (spawn_blocking).
 //  - End of stream is not an error: read_some() returns 0. Only calls that promise a length report it:

@@ -48,10 +48,10 @@ IoResult<SignalListener> SignalListener::open(std::initializer_list<int> signals
   return listener;
 }
 
-IoResult<int> SignalListener::wait(std::optional<Deadline> deadline) {
+IoResult<int> SignalListener::wait(Timeout timeout) {
   signalfd_siginfo info{};
   auto n = fd_.io(
-      Interest::read, [&] { return ::read(fd_.fd(), &info, sizeof info); }, deadline);
+      Interest::read, [&] { return ::read(fd_.fd(), &info, sizeof info); }, timeout);
   if (!n) return std::unexpected(n.error());
   return static_cast<int>(info.ssi_signo);
 }

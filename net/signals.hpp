@@ -55,7 +55,7 @@ class SignalListener {
   static IoResult<SignalListener> open(std::initializer_list<int> signals);
 
   // The number of the next signal (e.g. SIGTERM).
-  IoResult<int> wait(std::optional<Deadline> deadline = {});
+  IoResult<int> wait(Timeout timeout = {});
 
   bool is_open() const noexcept { return fd_.is_open(); }
   void close() noexcept { fd_.close(); }

@@ -13,19 +13,19 @@
 
 namespace fiberio {
 
-IoResult<std::size_t> StreamSocket::read_some(std::span<std::byte> buffer, std::optional<Deadline> deadline) {
+IoResult<std::size_t> StreamSocket::read_some(std::span<std::byte> buffer, Timeout timeout) {
   auto n = fd_.io_some(
       Interest::read, [&] { return detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), 0); },
-      buffer.size(), deadline);
+      buffer.size(), timeout);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }
 
-IoResult<std::size_t> StreamSocket::peek(std::span<std::byte> buffer, std::optional<Deadline> deadline) {
+IoResult<std::size_t> StreamSocket::peek(std::span<std::byte> buffer, Timeout timeout) {
   // io(), not io_some(): a short peek drains nothing, so it must not mark the socket empty.
   auto n = fd_.io(
       Interest::read, [&] { return detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_PEEK); },
-      deadline);
+      timeout);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }
@@ -42,10 +42,10 @@ IoResult<std::size_t> StreamSocket::try_write(std::span<const std::byte> buffer)
   return static_cast<std::size_t>(n);
 }
 
-IoResult<void> StreamSocket::read_exact(std::span<std::byte> buffer, std::optional<Deadline> deadline) {
+IoResult<void> StreamSocket::read_exact(std::span<std::byte> buffer, Timeout timeout) {
   std::size_t done = 0;
   while (done < buffer.size()) {
-    auto n = read_some(buffer.subspan(done), deadline);
+    auto n = read_some(buffer.subspan(done), timeout);
     if (!n) return std::unexpected(n.error());
     if (*n == 0) return std::unexpected(make_error_code(done == 0 ? NetErrc::eof : NetErrc::unexpected_eof));
     done += *n;
@@ -53,9 +53,9 @@ IoResult<void> StreamSocket::read_exact(std::span<std::byte> buffer, std::option
   return {};
 }
 
-IoResult<void> StreamSocket::write_rest(std::span<const std::byte> rest, std::optional<Deadline> deadline) {
+IoResult<void> StreamSocket::write_rest(std::span<const std::byte> rest, Timeout timeout) {
   while (!rest.empty()) {
-    auto n = write_some(rest, deadline);
+    auto n = write_some(rest, timeout);
     if (!n) return std::unexpected(n.error());
     rest = rest.subspan(*n);
   }
@@ -63,7 +63,7 @@ IoResult<void> StreamSocket::write_rest(std::span<const std::byte> rest, std::op
 }
 
 IoResult<void> StreamSocket::writev_all(std::span<const std::span<const std::byte>> buffers,
-                                        std::optional<Deadline> deadline) {
+                                        Timeout timeout) {
   // A window of at most IOV_MAX iovecs over `buffers`; `first` and `offset` track what is already sent.
   constexpr std::size_t kMaxIov = IOV_MAX;
   std::vector<iovec> iov;
@@ -86,7 +86,7 @@ IoResult<void> StreamSocket::writev_all(std::span<const std::span<const std::byt
     msg.msg_iov = iov.data();
     msg.msg_iovlen = iov.size();
     auto n = fd_.io(
-        Interest::write, [&] { return ::sendmsg(fd_.fd(), &msg, MSG_NOSIGNAL); }, deadline);
+        Interest::write, [&] { return ::sendmsg(fd_.fd(), &msg, MSG_NOSIGNAL); }, timeout);
     if (!n) return std::unexpected(n.error());
     // Advance past what was sent.
     auto sent = static_cast<std::size_t>(*n);

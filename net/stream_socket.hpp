@@ -43,9 +43,9 @@ class StreamSocket {
   int release() noexcept { return fd_.release(); }
 
   // Up to buffer.size() bytes; 0 means end of stream (or an empty buffer).
-  IoResult<std::size_t> read_some(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
+  IoResult<std::size_t> read_some(std::span<std::byte> buffer, Timeout timeout = {});
   // Like read_some, but leaves the bytes in the socket: the next read returns them again (MSG_PEEK).
-  IoResult<std::size_t> peek(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
+  IoResult<std::size_t> peek(std::span<std::byte> buffer, Timeout timeout = {});
   // One attempt, never waits: the bytes there are now, 0 at end of stream, or
   // errc::resource_unavailable_try_again (EAGAIN) when nothing is there yet.
   IoResult<std::size_t> try_read(std::span<std::byte> buffer);
@@ -53,34 +53,33 @@ class StreamSocket {
   IoResult<std::size_t> try_write(std::span<const std::byte> buffer);
   // Fills `buffer` completely, or fails: NetErrc::eof if the stream ended before any byte,
   // NetErrc::unexpected_eof if it ended part way.
-  IoResult<void> read_exact(std::span<std::byte> buffer, std::optional<Deadline> deadline = {});
+  IoResult<void> read_exact(std::span<std::byte> buffer, Timeout timeout = {});
 
   // At least one byte (for a non-empty buffer), as many as the socket takes now.
-  IoResult<std::size_t> write_some(std::span<const std::byte> buffer, std::optional<Deadline> deadline = {}) {
+  IoResult<std::size_t> write_some(std::span<const std::byte> buffer, Timeout timeout = {}) {
     auto n = fd_.io_some(
         Interest::write,
         [&] { return detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); },
-        buffer.size(), deadline);
+        buffer.size(), timeout);
     if (!n) [[unlikely]]
       return std::unexpected(n.error());
     return static_cast<std::size_t>(*n);
   }
   // Inline: the usual write, one send that takes it all, costs no call; a partial one goes on out of line.
-  IoResult<void> write_all(std::span<const std::byte> buffer, std::optional<Deadline> deadline = {}) {
+  IoResult<void> write_all(std::span<const std::byte> buffer, Timeout timeout = {}) {
     if (buffer.empty()) return {};
-    auto n = write_some(buffer, deadline);
+    auto n = write_some(buffer, timeout);
     if (!n) [[unlikely]]
       return std::unexpected(n.error());
     if (*n == buffer.size()) [[likely]]
       return {};
-    return write_rest(buffer.subspan(*n), deadline);
+    return write_rest(buffer.subspan(*n), timeout);
   }
-  IoResult<void> write_all(std::string_view text, std::optional<Deadline> deadline = {}) {
-    return write_all(std::as_bytes(std::span(text.data(), text.size())), deadline);
+  IoResult<void> write_all(std::string_view text, Timeout timeout = {}) {
+    return write_all(std::as_bytes(std::span(text.data(), text.size())), timeout);
   }
   // Gathers the buffers in order with sendmsg (no copy into one buffer), resuming after partial writes.
-  IoResult<void> writev_all(std::span<const std::span<const std::byte>> buffers,
-                            std::optional<Deadline> deadline = {});
+  IoResult<void> writev_all(std::span<const std::span<const std::byte>> buffers, Timeout timeout = {});
 
   // Half-close: the peer reads end of stream once it has read everything sent before; this side can still
   // read. Unblocks nothing on this side. On a connection the peer already reset or closed entirely there
@@ -97,7 +96,7 @@ class StreamSocket {
 
  private:
   // write_all() after a partial write: loops until `rest` is sent.
-  IoResult<void> write_rest(std::span<const std::byte> rest, std::optional<Deadline> deadline);
+  IoResult<void> write_rest(std::span<const std::byte> rest, Timeout timeout);
 };
 
 }  // namespace fiberio

@@ -29,10 +29,10 @@ IoResult<TcpListener> TcpListener::bind(const SocketAddress& addr, TcpListenOpti
   return listener;
 }
 
-IoResult<TcpAccepted> TcpListener::accept(std::optional<Deadline> deadline) {
+IoResult<TcpAccepted> TcpListener::accept(Timeout timeout) {
   if (!backoff_) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));
   SocketAddress peer;
-  auto fd = detail::accept(fd_, peer, deadline, *backoff_);
+  auto fd = detail::accept(fd_, peer, timeout, *backoff_);
   if (!fd) return std::unexpected(fd.error());
   return TcpAccepted{TcpStream(*fd), peer};
 }

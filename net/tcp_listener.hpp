@@ -43,7 +43,7 @@ class TcpListener {
 
   static IoResult<TcpListener> bind(const SocketAddress& addr, TcpListenOptions options = {});
 
-  IoResult<TcpAccepted> accept(std::optional<Deadline> deadline = {});
+  IoResult<TcpAccepted> accept(Timeout timeout = {});
 
   IoResult<SocketAddress> local_addr() const;
   std::uint64_t accept_backoffs() const noexcept { return backoff_ ? backoff_->count() : 0; }

@@ -8,24 +8,36 @@
 
 namespace fiberio {
 
-IoResult<TcpStream> TcpStream::connect(const SocketAddress& addr, std::optional<Deadline> deadline) {
+IoResult<TcpStream> TcpStream::connect(const SocketAddress& addr, Timeout timeout) {
+  return connect(addr, TcpConnectOptions{}, timeout);
+}
+
+IoResult<TcpStream> TcpStream::connect(const SocketAddress& addr, const TcpConnectOptions& options,
+                                       Timeout timeout) {
   if (!addr.is_ip()) return std::unexpected(std::make_error_code(std::errc::address_family_not_supported));
+  if (options.local && options.local->os_family() != addr.os_family())
+    return std::unexpected(std::make_error_code(std::errc::address_family_not_supported));
   auto fd = detail::open_socket(addr.os_family(), SOCK_STREAM);
   if (!fd) return std::unexpected(fd.error());
   TcpStream stream(*fd);  // closes the socket if we fail below
-  if (auto ec = detail::connect(stream.fd_, addr, deadline)) return std::unexpected(ec);
+  if (options.reuse_address) {
+    if (auto ec = detail::set_option(*fd, SOL_SOCKET, SO_REUSEADDR, 1)) return std::unexpected(ec);
+  }
+  if (options.local) {
+    if (options.local->port() == 0) {
+      if (auto ec = detail::set_option(*fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1))
+        return std::unexpected(ec);
+    }
+    if (auto ec = detail::bind_and_listen(*fd, *options.local, -1)) return std::unexpected(ec);
+  }
+  if (auto ec = detail::connect(stream.fd_, addr, timeout)) return std::unexpected(ec);
   return stream;
 }
 
-IoResult<TcpStream> TcpStream::connect(const SocketAddress& addr, Clock::duration timeout) {
-  return connect(addr, deadline_after(timeout));
-}
-
-IoResult<TcpStream> TcpStream::connect(std::span<const SocketAddress> addrs,
-                                       std::optional<Deadline> deadline) {
+IoResult<TcpStream> TcpStream::connect(std::span<const SocketAddress> addrs, Timeout timeout) {
   std::error_code last = std::make_error_code(std::errc::invalid_argument);
   for (const auto& addr : addrs) {
-    auto s = connect(addr, deadline);
+    auto s = connect(addr, timeout);
     if (s) return s;
     last = s.error();
     if (last == std::errc::timed_out) break;  // the deadline covers all attempts

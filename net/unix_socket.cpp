@@ -4,12 +4,12 @@
 
 namespace fiberio {
 
-IoResult<UnixStream> UnixStream::connect(const SocketAddress& addr, std::optional<Deadline> deadline) {
+IoResult<UnixStream> UnixStream::connect(const SocketAddress& addr, Timeout timeout) {
   if (!addr.is_unix()) return std::unexpected(std::make_error_code(std::errc::address_family_not_supported));
   auto fd = detail::open_socket(AF_UNIX, SOCK_STREAM);
   if (!fd) return std::unexpected(fd.error());
   UnixStream stream(*fd);
-  if (auto ec = detail::connect(stream.fd_, addr, deadline)) return std::unexpected(ec);
+  if (auto ec = detail::connect(stream.fd_, addr, timeout)) return std::unexpected(ec);
   return stream;
 }
 
@@ -24,10 +24,10 @@ IoResult<UnixListener> UnixListener::bind(const SocketAddress& addr, int backlog
   return listener;
 }
 
-IoResult<UnixAccepted> UnixListener::accept(std::optional<Deadline> deadline) {
+IoResult<UnixAccepted> UnixListener::accept(Timeout timeout) {
   if (!backoff_) return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));
   SocketAddress peer;
-  auto fd = detail::accept(fd_, peer, deadline, *backoff_);
+  auto fd = detail::accept(fd_, peer, timeout, *backoff_);
   if (!fd) return std::unexpected(fd.error());
   return UnixAccepted{UnixStream(*fd), peer};
 }

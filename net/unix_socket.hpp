@@ -27,8 +27,8 @@ class UnixStream : public StreamSocket {
   UnixStream() = default;
   explicit UnixStream(int fd) : StreamSocket(fd) {}
 
-  // A full listener backlog is retried (gently polled) until the deadline.
-  static IoResult<UnixStream> connect(const SocketAddress& addr, std::optional<Deadline> deadline = {});
+  // A full listener backlog is retried (gently polled) until the timeout.
+  static IoResult<UnixStream> connect(const SocketAddress& addr, Timeout timeout = {});
 };
 
 struct UnixAccepted {
@@ -42,7 +42,7 @@ class UnixListener {
 
   static IoResult<UnixListener> bind(const SocketAddress& addr, int backlog = 1024);
 
-  IoResult<UnixAccepted> accept(std::optional<Deadline> deadline = {});
+  IoResult<UnixAccepted> accept(Timeout timeout = {});
 
   IoResult<SocketAddress> local_addr() const;
   std::uint64_t accept_backoffs() const noexcept { return backoff_ ? backoff_->count() : 0; }

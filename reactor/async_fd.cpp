@@ -119,26 +119,25 @@ void AsyncFd::Ready::unsubscribe(detail::Waiter& waiter) noexcept {
   if (subscribed_) subscribed_.reactor->unsubscribe(subscribed_, direction_, waiter);
 }
 
-std::expected<void, std::error_code> AsyncFd::readable(std::optional<Deadline> deadline) {
-  return ready(Interest::read, deadline);
+std::expected<void, std::error_code> AsyncFd::readable(Timeout timeout) {
+  return ready(Interest::read, timeout);
 }
 
-std::expected<void, std::error_code> AsyncFd::writable(std::optional<Deadline> deadline) {
-  return ready(Interest::write, deadline);
+std::expected<void, std::error_code> AsyncFd::writable(Timeout timeout) {
+  return ready(Interest::write, timeout);
 }
 
-std::expected<std::size_t, std::error_code> AsyncFd::read(std::span<std::byte> buffer,
-                                                          std::optional<Deadline> deadline) {
+std::expected<std::size_t, std::error_code> AsyncFd::read(std::span<std::byte> buffer, Timeout timeout) {
   auto n = io(
-      Interest::read, [&] { return ::read(fd_, buffer.data(), buffer.size()); }, deadline);
+      Interest::read, [&] { return ::read(fd_, buffer.data(), buffer.size()); }, timeout);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }
 
 std::expected<std::size_t, std::error_code> AsyncFd::write(std::span<const std::byte> buffer,
-                                                           std::optional<Deadline> deadline) {
+                                                           Timeout timeout) {
   auto n = io(
-      Interest::write, [&] { return ::write(fd_, buffer.data(), buffer.size()); }, deadline);
+      Interest::write, [&] { return ::write(fd_, buffer.data(), buffer.size()); }, timeout);
   if (!n) return std::unexpected(n.error());
   return static_cast<std::size_t>(*n);
 }

@@ -1,6 +1,6 @@
 // reactor/async_fd.hpp — async-io's Async<T> for fibers: owns a non-blocking fd and lets the calling
-// fiber wait until it is readable or writable, with an optional deadline. Sockets, pipes, eventfds,
-// timerfds and terminals all go through it.
+// fiber wait until it is readable or writable, with an optional limit (a Timeout: duration or deadline).
+// Sockets, pipes, eventfds, timerfds and terminals all go through it.
 //
 //   fiberio::AsyncFd pipe_end{fd};
 //   auto n = pipe_end.read(buffer);             // suspends the fiber, not the thread, until data comes
@@ -9,7 +9,7 @@
 // The fd is registered lazily, on the first wait, with the reactor of the worker running the fiber; it
 // stays there if the fiber later runs elsewhere (docs/design.md, "I/O across workers"). Invariant: an
 // AsyncFd that has waited must be closed or destroyed before that Runtime is (its reactor goes with it).
-// Errors: std::expected<T, std::error_code>; a deadline gives std::errc::timed_out; cancellation throws
+// Errors: std::expected<T, std::error_code>; a timeout gives std::errc::timed_out; cancellation throws
 // fiberio::Cancelled. Each ready operation counts against the fiber's I/O budget (it yields when spent).
 // on_readable(fd) and on_writable(fd) make a wait for readiness one branch of fiberio::select
 // (executor/select.hpp); such a branch consumes nothing (read afterwards, as after readable()).
@@ -54,22 +54,20 @@ class AsyncFd {
   // Deregisters and gives the fd back to the caller, still open.
   int release() noexcept;
 
-  std::expected<void, std::error_code> readable(std::optional<Deadline> deadline = {});
-  std::expected<void, std::error_code> writable(std::optional<Deadline> deadline = {});
+  std::expected<void, std::error_code> readable(Timeout timeout = {});
+  std::expected<void, std::error_code> writable(Timeout timeout = {});
 
-  std::expected<std::size_t, std::error_code> read(std::span<std::byte> buffer,
-                                                   std::optional<Deadline> deadline = {});
-  std::expected<std::size_t, std::error_code> write(std::span<const std::byte> buffer,
-                                                    std::optional<Deadline> deadline = {});
+  std::expected<std::size_t, std::error_code> read(std::span<std::byte> buffer, Timeout timeout = {});
+  std::expected<std::size_t, std::error_code> write(std::span<const std::byte> buffer, Timeout timeout = {});
 
   // Runs `op` (a syscall wrapper that returns a negative value and sets errno on failure) until it stops
   // failing with EAGAIN, suspending on `direction` in between. The building block of every net operation.
   // The ready check is one atomic load; parking takes no lock either, unless a second fiber already waits
   // in the same direction (io_source.hpp).
   template <class Op>
-  auto io(Interest direction, Op&& op, std::optional<Deadline> deadline = {})
+  auto io(Interest direction, Op&& op, Timeout timeout = {})
       -> std::expected<decltype(op()), std::error_code> {
-    return io_some(direction, std::forward<Op>(op), 0, deadline);
+    return io_some(direction, std::forward<Op>(op), 0, timeout);
   }
 
   // io() for a stream operation that asks to move `requested` bytes: one that moved fewer (but some) has
@@ -77,7 +75,7 @@ class AsyncFd {
   // next call suspends at once instead of spending a syscall to collect EAGAIN. `requested` 0: never.
   // Only for stream sockets and pipes, where a short transfer means drained (not datagrams).
   template <class Op>
-  auto io_some(Interest direction, Op&& op, std::size_t requested, std::optional<Deadline> deadline = {})
+  auto io_some(Interest direction, Op&& op, std::size_t requested, Timeout timeout = {})
       -> std::expected<decltype(op()), std::error_code> {
     detail::IoSource* source = source_.load(std::memory_order_acquire);
     if (!source) [[unlikely]] {
@@ -97,7 +95,7 @@ class AsyncFd {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
           return std::unexpected(std::error_code(errno, std::generic_category()));
       }
-      if (const auto why = wait(source, direction, seen, deadline); why != detail::WakeReason::notified)
+      if (const auto why = wait(source, direction, seen, timeout); why != detail::WakeReason::notified)
           [[unlikely]] {
         if (why == detail::WakeReason::cancelled) throw Cancelled{};
         return std::unexpected(std::make_error_code(std::errc::timed_out));

@@ -1,5 +1,6 @@
 // TCP streams and listeners over loopback, on every backend: IPv4 and IPv6, 64 MiB with a checksum,
-// half-close both ways, refused and timed-out connects, read deadlines, a peer that resets mid-transfer.
+// half-close both ways, refused and timed-out connects, connect from a source address, read deadlines, a
+// peer that resets mid-transfer.
 #include <doctest/doctest.h>
 
 #include "net_support.hpp"
@@ -155,6 +156,43 @@ TEST_CASE("tcp: connecting to a closed port is refused") {
   });
 }
 
+TEST_CASE("tcp: connect from a chosen source address (bind before connect)") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::block_on(
+        [] {
+          for (const bool v6 : {false, true}) {
+            auto listener = listen_loopback(v6);
+            // Linux answers on all of 127/8: a source other than 127.0.0.1 shows it was bound. IPv6 has
+            // one loopback address, so there only the port-0 binding is tested.
+            const auto source =
+                v6 ? fiberio::SocketAddress::loopback_v6(0) : *fiberio::SocketAddress::parse("127.0.0.2:0");
+            auto s = fiberio::TcpStream::connect(address_of(listener), {.local = source}, 5s);
+            REQUIRE(s);
+            auto conn = listener.accept(5s);
+            REQUIRE(conn);
+            CHECK(conn->peer.host() == source.host());
+            CHECK(conn->peer.port() != 0);
+            CHECK(*s->local_addr() == conn->peer);
+            // The connection works.
+            REQUIRE(s->write_all(bytes("hi")));
+            std::array<std::byte, 2> buf;
+            REQUIRE(conn->stream.read_exact(buf, 5s));
+            CHECK(text(buf) == "hi");
+          }
+          // A source port that is taken, a source of the wrong family.
+          auto listener = listen_loopback();
+          auto taken = fiberio::TcpStream::connect(address_of(listener), {.local = address_of(listener)}, 5s);
+          REQUIRE_FALSE(taken);
+          CHECK(taken.error() == std::errc::address_in_use);
+          auto mixed = fiberio::TcpStream::connect(address_of(listener),
+                                                   {.local = fiberio::SocketAddress::loopback_v6(0)});
+          REQUIRE_FALSE(mixed);
+          CHECK(mixed.error() == std::errc::address_family_not_supported);
+        },
+        fiberio::Config{.backend = kind});
+  });
+}
+
 TEST_CASE("tcp: connect times out against a listener whose backlog is full") {
   for_each_backend([](fiberio::BackendKind kind) {
     fiberio::block_on(
@@ -204,6 +242,35 @@ TEST_CASE("tcp: a read deadline gives timed_out, and the stream still works afte
           CHECK(text(std::span(buf).first(*n)) == "late");
         },
         fiberio::Config{.backend = kind});
+  });
+}
+
+TEST_CASE("tcp: every waiting call takes a duration as well as a deadline") {
+  fiberio::block_on([] {
+    auto listener = listen_loopback();
+    CHECK(listener.accept(10ms).error() == std::errc::timed_out);
+    auto client = fiberio::TcpStream::connect(address_of(listener), 5s);
+    REQUIRE(client);
+    auto conn = listener.accept(5s);
+    REQUIRE(conn);
+    std::array<std::byte, 16> buf;
+    const auto start = fiberio::Clock::now();
+    CHECK(client->read_some(buf, 30ms).error() == std::errc::timed_out);
+    CHECK(fiberio::Clock::now() - start >= 30ms);
+    CHECK(client->peek(buf, 10ms).error() == std::errc::timed_out);
+    CHECK(client->read_exact(buf, 10ms).error() == std::errc::timed_out);
+    CHECK(client->async_fd().readable(10ms).error() == std::errc::timed_out);
+    // Nobody reads: the send buffers fill and write_all runs out of time.
+    std::vector<std::byte> big(1 << 20);
+    fiberio::IoResult<void> w;
+    for (int i = 0; i < 64 && w; ++i)
+      w = client->write_all(big, 20ms);
+    REQUIRE_FALSE(w);
+    CHECK(w.error() == std::errc::timed_out);
+    CHECK(client->async_fd().writable(10ms).error() == std::errc::timed_out);
+    // Fractional and coarse units work too.
+    CHECK(conn->stream.read_some(buf, std::chrono::duration<double>(5.0)));
+    CHECK(conn->stream.read_some(buf, std::chrono::minutes(1)));
   });
 }
 

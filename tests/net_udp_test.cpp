@@ -1,5 +1,5 @@
-// UDP over loopback on every backend: round trips (IPv4, IPv6), truncation reported, connected sockets,
-// receive deadlines, ICMP port-unreachable as connection_refused.
+// UDP over loopback on every backend: round trips (IPv4, IPv6), truncation reported, peeking, connected
+// sockets, receive timeouts, ICMP port-unreachable as connection_refused.
 #include <doctest/doctest.h>
 
 #include "net_support.hpp"
@@ -14,8 +14,7 @@ TEST_CASE("udp: round trip with send_to / recv_from over IPv4 and IPv6") {
   for_each_backend([](fiberio::BackendKind kind) {
     fiberio::block_on(
         [] {
-          for (const bool v6 : {false, true}) {
-            CAPTURE(v6);
+          for (const bool v6 : {false, true}) {  // no CAPTURE: its scope would span suspensions
             const auto any =
                 v6 ? fiberio::SocketAddress::loopback_v6(0) : fiberio::SocketAddress::loopback_v4(0);
             auto server = fiberio::UdpSocket::bind(any);
@@ -69,6 +68,45 @@ TEST_CASE("udp: a datagram larger than the buffer is reported as truncated, with
           REQUIRE(r);
           CHECK_FALSE(r->truncated);
           CHECK(text(std::span(buf).first(r->size)) == "small");
+        },
+        fiberio::Config{.backend = kind});
+  });
+}
+
+TEST_CASE("udp: peek_from leaves the datagram queued and tells its size, even through a small buffer") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::block_on(
+        [] {
+          auto a = fiberio::UdpSocket::bind(fiberio::SocketAddress::loopback_v4(0));
+          auto b = fiberio::UdpSocket::bind(fiberio::SocketAddress::loopback_v4(0));
+          REQUIRE(a);
+          REQUIRE(b);
+          // A peek that waits: the datagram comes while it is suspended.
+          auto sender = fiberio::spawn([&] {
+            fiberio::sleep_for(10ms);
+            REQUIRE(a->send_to(bytes("0123456789"), *b->local_addr()) == 10u);
+          });
+          std::array<std::byte, 4> small;
+          auto peeked = b->peek_from(small, 5s);
+          REQUIRE(peeked);
+          CHECK(peeked->truncated);
+          CHECK(peeked->size == 4u);
+          CHECK(peeked->datagram_size == 10u);
+          CHECK(text(small) == "0123");
+          CHECK(peeked->from == *a->local_addr());
+          sender.join();
+          // Still queued: a second peek, then the receive, see the whole datagram.
+          std::array<std::byte, 16> buf;
+          peeked = b->peek_from(buf, 5s);
+          REQUIRE(peeked);
+          CHECK_FALSE(peeked->truncated);
+          CHECK(text(std::span(buf).first(peeked->size)) == "0123456789");
+          auto r = b->recv_from(buf, 5s);
+          REQUIRE(r);
+          CHECK(text(std::span(buf).first(r->size)) == "0123456789");
+          // Now it is gone: a connected peek times out like a receive.
+          REQUIRE(b->connect(*a->local_addr()));
+          CHECK(b->peek(buf, 20ms).error() == std::errc::timed_out);
         },
         fiberio::Config{.backend = kind});
   });

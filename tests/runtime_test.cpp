@@ -560,6 +560,34 @@ TEST_CASE("durations too long to add saturate: they mean never, not now") {
   });
 }
 
+// A Timeout is made from a duration (from now, saturated), a deadline, or nothing (no limit).
+TEST_CASE("Timeout takes a duration or a deadline alike") {
+  using namespace std::chrono_literals;
+  static_assert(std::is_convertible_v<std::chrono::milliseconds, fiberio::Timeout>);
+  static_assert(std::is_convertible_v<std::chrono::duration<double>, fiberio::Timeout>);
+  static_assert(std::is_convertible_v<fiberio::Deadline, fiberio::Timeout>);
+  static_assert(std::is_convertible_v<std::optional<fiberio::Deadline>, fiberio::Timeout>);
+  static_assert(std::is_convertible_v<std::nullopt_t, fiberio::Timeout>);
+  static_assert(!std::is_convertible_v<int, fiberio::Timeout>);  // a bare number has no unit
+  static_assert(!std::is_convertible_v<std::chrono::system_clock::time_point, fiberio::Timeout>);
+  CHECK_FALSE(fiberio::Timeout{}.deadline());
+  CHECK_FALSE(fiberio::Timeout{std::nullopt}.deadline());
+  const auto d = fiberio::Clock::now() + 3s;
+  CHECK(fiberio::Timeout{d}.deadline() == d);
+  const auto before = fiberio::Clock::now();
+  const fiberio::Timeout in_two(2s);
+  const auto after = fiberio::Clock::now();
+  REQUIRE(in_two.deadline());
+  CHECK(*in_two.deadline() >= before + 2s);
+  CHECK(*in_two.deadline() <= after + 2s);
+  CHECK(fiberio::Timeout{std::chrono::hours::max()}.deadline() == fiberio::Deadline::max());
+  const fiberio::Timeout past(-1s);
+  const auto now = fiberio::Clock::now();
+  CHECK(*past.deadline() <= now);
+  const std::optional<fiberio::Deadline> lowered = in_two;  // what the layers below take
+  CHECK(lowered == in_two.deadline());
+}
+
 // Issue 10, item 6: a wait that need not block still honours a pending cancellation.
 TEST_CASE("a pending cancellation is delivered by a wait whose deadline has already passed") {
   fiberio::Runtime rt{fiberio::Config{.threads = 1}};

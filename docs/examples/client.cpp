@@ -12,14 +12,14 @@ using namespace std::chrono_literals;
 fiberio::IoResult<std::string> request(const fiberio::HostPort& server, std::string_view message) {
   auto addrs = fiberio::resolve(server);  // getaddrinfo runs on the blocking pool, not on this worker
   if (!addrs) return std::unexpected(addrs.error());
-  auto stream = fiberio::TcpStream::connect(*addrs, fiberio::Clock::now() + 3s);  // tries each address
+  auto stream = fiberio::TcpStream::connect(*addrs, 3s);  // tries each address
   if (!stream) return std::unexpected(stream.error());
   if (auto sent = stream->write_all(message); !sent) return std::unexpected(sent.error());
   if (auto done = stream->shutdown_write(); !done) return std::unexpected(done.error());
   std::string reply;
   std::array<std::byte, 4096> buffer;
   for (;;) {
-    auto n = stream->read_some(buffer, fiberio::Clock::now() + 5s);
+    auto n = stream->read_some(buffer, 5s);
     if (!n) return std::unexpected(n.error());  // errc::timed_out, errc::connection_reset...
     if (*n == 0) return reply;                  // end of stream: the reply is complete
     reply.append(reinterpret_cast<const char*>(buffer.data()), *n);
