@@ -1,6 +1,7 @@
 // Unix-domain datagram sockets on every backend: bound (abstract name and path) and unbound sockets, the
 // "(unnamed)" sender, pairs, truncation and peeking, and a full receiver that makes the sender wait (a
-// connected one woken by the kernel, an unconnected one by the back-off) without losing a datagram.
+// connected one woken by the kernel, an unconnected one by the back-off) without losing a datagram, also
+// with many senders on several workers.
 #include <doctest/doctest.h>
 
 #include "net_support.hpp"
@@ -8,9 +9,11 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 using namespace net_test;
@@ -242,4 +245,71 @@ TEST_CASE(
       wait_for_a_full_receiver(kind, connected);
     }
   });
+}
+
+TEST_CASE("unix datagram: many senders on several workers into a full receiver lose and repeat nothing") {
+  // Senders (half connected, half not) and two receivers spread over 4 workers, with and without
+  // stealing: the queue stays full, so sends wait and wake on other threads all the time.
+  constexpr int kSenders = 6;
+  constexpr std::uint32_t kEach = 300;
+  for (const bool stealing : {false, true}) {
+    CAPTURE(stealing);  // outside the runtime's fibers
+    fiberio::Runtime rt{fiberio::Config{.threads = 4, .work_stealing = stealing}};
+    rt.block_on([&] {
+      auto addr = fiberio::SocketAddress::unix_abstract(unique_name(stealing ? "many-s" : "many"));
+      REQUIRE(addr);
+      auto server = fiberio::UnixDatagram::bind(*addr);
+      REQUIRE(server);
+      std::vector<fiberio::JoinHandle<bool>> senders;
+      for (int s = 0; s < kSenders; ++s) {
+        senders.push_back(rt.spawn_on(static_cast<std::uint32_t>(s % 4), [&, s] {
+          auto sock = fiberio::UnixDatagram::unbound();
+          if (!sock) return false;
+          const bool connected = s % 2 == 0;
+          if (connected && !sock->connect(*addr)) return false;
+          for (std::uint32_t i = 0; i < kEach; ++i) {
+            const std::uint32_t tag[2] = {static_cast<std::uint32_t>(s), i};
+            const auto datagram = std::as_bytes(std::span(tag));
+            auto r = connected ? sock->send(datagram, 10s) : sock->send_to(datagram, *addr, 10s);
+            if (!r || *r != sizeof tag) return false;
+          }
+          return true;
+        }));
+      }
+      std::vector<std::vector<std::uint32_t>> next(2, std::vector<std::uint32_t>(kSenders, 0));
+      std::atomic<std::uint32_t> received{0};
+      auto receive = [&](int me) {
+        // Each receiver sees every sender's datagrams in order (a socket queue is FIFO), though not all.
+        std::vector<std::uint32_t> last(kSenders, 0);
+        std::vector<bool> any(kSenders, false);
+        while (received.load() < kSenders * kEach) {
+          std::array<std::byte, 16> buf;
+          auto r = server->recv_from(buf, 50ms);
+          if (!r) {
+            if (r.error() == std::errc::timed_out) continue;
+            return false;
+          }
+          std::uint32_t tag[2];
+          if (r->size != sizeof tag) return false;
+          std::memcpy(tag, buf.data(), sizeof tag);
+          if (tag[0] >= kSenders) return false;
+          if (any[tag[0]] && tag[1] <= last[tag[0]]) return false;  // repeated or out of order
+          any[tag[0]] = true;
+          last[tag[0]] = tag[1];
+          ++next[me][tag[0]];
+          received.fetch_add(1);
+          if (received.load() % 64 == 0) fiberio::sleep_for(1ms);  // let the queue fill up again
+        }
+        return true;
+      };
+      auto other = rt.spawn_on(3, [&] { return receive(1); });
+      const bool mine = receive(0);
+      CHECK(mine);
+      CHECK(other.join());
+      for (auto& s : senders)
+        CHECK(s.join());
+      for (int s = 0; s < kSenders; ++s)
+        CHECK(next[0][s] + next[1][s] == kEach);
+    });
+  }
 }
