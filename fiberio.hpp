@@ -4,6 +4,7 @@
 #include <fiberio/executor/barrier.hpp>
 #include <fiberio/executor/cancelled.hpp>
 #include <fiberio/executor/channel.hpp>
+#include <fiberio/executor/channel_handles.hpp>
 #include <fiberio/executor/condition_variable.hpp>
 #include <fiberio/executor/event.hpp>
 #include <fiberio/executor/interval.hpp>

@@ -12,6 +12,8 @@
 // in send order, each to exactly one receiver. A woken receiver or sender re-checks under the lock, so a
 // wake-up stolen by a barging fiber is never a lost item. on_recv(ch) and on_send(ch, value) make a receive
 // or a send one branch of fiberio::select (executor/select.hpp), with recv()'s and send()'s results.
+// For a channel owned by its ends (it closes when the last sender goes; senders learn when the last
+// receiver went), take Sender and Receiver handles from fiberio::channel<T>() (channel_handles.hpp).
 // Thread-safety: any fiber or thread; plain threads block when they must wait.
 #pragma once
 
@@ -123,6 +125,20 @@ class Channel {
   void close() {
     std::lock_guard guard(mutex_);
     closed_ = true;
+    receivers_.wake_all();
+    senders_.wake_all();
+    hand_offs_.wake_all();
+  }
+
+  // close() for an owner that knows nobody will receive any more (the last Receiver handle,
+  // channel_handles.hpp): it also drops every queued item, destroyed after the lock is let go (an item's
+  // destructor may use this channel). Waiting senders are refused as after close(); a rendezvous sender
+  // keeps its value.
+  void close_and_drop() {
+    std::deque<T> dropped;
+    std::lock_guard guard(mutex_);
+    closed_ = true;
+    dropped.swap(items_);
     receivers_.wake_all();
     senders_.wake_all();
     hand_offs_.wake_all();

@@ -56,6 +56,11 @@ namespace example_job_pool {
 #include "../docs/examples/job_pool.cpp"
 }
 #undef main
+#define main first_match_main
+namespace example_first_match {
+#include "../docs/examples/first_match.cpp"
+}
+#undef main
 #define main graceful_shutdown_main
 namespace example_graceful_shutdown {
 #include "../docs/examples/graceful_shutdown.cpp"
@@ -183,6 +188,23 @@ TEST_CASE("examples: job_pool answers every job through its oneshot, with the ta
   CHECK(rt.block_on([] { return example_job_pool::run_pool(1, 1); }) == 2);
   CHECK(run_main(example_job_pool::job_pool_main, {"job_pool", "3", "8"}) == 0);
   CHECK(run_main(example_job_pool::job_pool_main, {"job_pool", "0"}) == 2);
+}
+
+TEST_CASE("examples: first_match stops its searchers once the reader has dropped its receiver") {
+  for (const std::uint32_t threads : {1u, 3u}) {
+    fiberio::Runtime rt{fiberio::Config{.threads = threads}};
+    // One searcher sends 1, 2, 3... in order: the first multiple is the target itself.
+    auto one = rt.block_on([] { return example_first_match::first_multiple(1, 1000); });
+    CHECK(one.found == 1000);
+    CHECK(one.made >= 1000);
+    auto many = rt.block_on([] { return example_first_match::first_multiple(4, 997); });
+    CHECK(many.found > 0);
+    CHECK(many.found % 997 == 0);
+    // Every searcher returned (join came back), so each send after the drop was refused.
+    CHECK(many.made >= many.found / 4);
+  }
+  CHECK(run_main(example_first_match::first_match_main, {"first_match", "2", "50"}) == 0);
+  CHECK(run_main(example_first_match::first_match_main, {"first_match", "0"}) == 2);
 }
 
 TEST_CASE("examples: graceful_shutdown serves until SIGTERM, then exits 0") {
