@@ -95,8 +95,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
                           ->type_name("N")
                           ->check(unsigned_in(1, kMaxThreads));
   auto* backend_opt =
-      app.add_option("--backend", backend_text,
-                     "I/O backend: auto, epoll or poll (io_uring is not built in this version)")
+      app.add_option("--backend", backend_text, "I/O backend: auto (epoll), epoll, io_uring or poll")
           ->type_name("auto|epoll|io_uring|poll")
           ->check([](const std::string& text) -> std::string {
             auto kind = parse_backend(text);
@@ -391,17 +390,11 @@ std::expected<AppConfig, Error> merge(AppKind kind, const CliValues& cli) {
   }
   if (kind == AppKind::echo) config.upstreams.clear();
   if (auto ok = config.runtime.validate(); !ok) return std::unexpected(ok.error());
-  // A backend that is not built in (io_uring for now) or that the OS refuses is bad input, not a reason to
-  // fall back silently: try to make one.
-  if (!built_in(config.runtime.backend)) {
-    return std::unexpected("backend '" + std::string(to_string(config.runtime.backend)) +
-                           "' is not built in this version of fiberio (use auto, epoll or poll)");
-  }
+  // A backend that is not built in or that the OS refuses (io_uring switched off by a sysctl or seccomp)
+  // is bad input, not a reason to fall back silently: try to make one, and say why it failed.
   std::error_code ec;
-  if (!make_backend(config.runtime.backend, ec)) {
-    return std::unexpected("backend '" + std::string(to_string(config.runtime.backend)) +
-                           "' is not available: " + ec.message() + " (use auto, epoll or poll)");
-  }
+  if (!make_backend(config.runtime.backend, ec))
+    return std::unexpected(explain_backend_error(config.runtime.backend, ec));
   return config;
 }
 

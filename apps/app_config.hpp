@@ -13,8 +13,8 @@
 //   [proxy]   listen, upstreams, connect_timeout_ms, idle_timeout_s
 // Both programs accept (and check) all three sections, so one file can serve both.
 // Every problem is reported as ONE line on stderr ("fiberio-echo: cfg.toml:3: unknown key 'thread' in
-// [runtime]") and yields exit code 2, before anything is bound. A backend that is not built in (io_uring,
-// until it exists) is such a problem: no silent fallback.
+// [runtime]") and yields exit code 2, before anything is bound. A backend that is not built in, or that
+// the OS refuses (io_uring switched off), is such a problem, named with its cause: no silent fallback.
 // Only apps/ uses CLI11 and toml++: the core library never sees them.
 // Thread-safety: call from main() before any thread exists (it reads the environment).
 #pragma once

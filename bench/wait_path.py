@@ -19,8 +19,8 @@ END = "<!-- wait_path:end -->"
 SECTION = "### The wait path: syscalls, instructions and memory per request"
 INTRO = """\
 What one request costs the server on its wait path: park the connection fiber, wait for readiness,
-wake it, read, write. `bench/wait_path.sh` runs `fiberio-echo --threads 1` and `raw_epoll_echo` side
-by side in one run, under `bench/echo_load` with one thread, 50 connections and 64-byte messages (one
+wake it, read, write. `bench/wait_path.sh` runs `fiberio-echo --threads 1` (on epoll, and on io_uring
+where the kernel allows it) and `raw_epoll_echo` side by side in one run, under `bench/echo_load` with one thread, 50 connections and 64-byte messages (one
 request in flight per connection). Syscalls are counted twice: under `strace -f -c` (the server started
 under strace, every thread) and at full speed with `perf stat` on the syscall tracepoints, attached to the
 server. strace stops the server at each syscall and slows it many times over, so more requests are
@@ -42,6 +42,7 @@ GROUPS = [
     ("recvfrom", ["recvfrom"]),
     ("sendto", ["sendto"]),
     ("epoll_wait", ["epoll_wait", "epoll_pwait", "epoll_pwait2"]),
+    ("io_uring_enter", ["io_uring_enter"]),
     ("read + write", ["read", "write"]),
     ("epoll_ctl", ["epoll_ctl"]),
 ]
@@ -253,8 +254,9 @@ def main():
             # Reactor::wait_ready from AsyncFd::wait), or how often the loop called recv (the raw server,
             # one per request whatever the timing).
             calls = lambda k, w: (sum(v for n, v in w.items() if n.startswith("fiberio::detail::Reactor::wait_ready"))  # noqa
-                                  if s == "fiberio-echo" else k.get("recv", 0),
-                                  sum(k.get(x, 0) for x in ("epoll_wait", "epoll_pwait")))
+                                  if s.startswith("fiberio-echo") else k.get("recv", 0),
+                                  sum(k.get(x, 0) for x in ("epoll_wait", "epoll_pwait", "io_uring_wait_cqe_timeout",
+                                                            "__io_uring_get_cqe")))
             (r1, e1), (r2, e2) = calls(k1, w1), calls(k2, w2)
             pairs.append({"rep": rep, "ir": per_request(i1, i2, n1, n2), "i1": i1, "i2": i2,
                           "recv": per_request(r1, r2, n1, n2), "epoll_wait": per_request(e1, e2, n1, n2)})
@@ -300,7 +302,9 @@ def main():
                 f.write(f"{v:>10.1f}  {fn}\n")
 
     cols = ["all"] + [g for g, _ in GROUPS] + ["other"]
-    label = {"fiberio-echo": "`fiberio-echo --threads 1`", "raw_epoll_echo": "`raw_epoll_echo`"}
+    label = {"fiberio-echo": "`fiberio-echo --threads 1`",
+             "fiberio-echo-io_uring": "`fiberio-echo --threads 1 --backend io_uring`",
+             "raw_epoll_echo": "`raw_epoll_echo`"}
     L = lambda s: label.get(s, f"`{s}`")  # noqa: E731
     md = []
     md.append(f"Measured at commit `{a.commit}` on {a.date} (UTC), N1 = {n1:,} and N2 = {n2:,} requests, "
@@ -345,7 +349,7 @@ def main():
               "(`Reactor::wait_ready` calls) per request, 1.00 meaning every request parked; for the raw "
               "loop it counts `recv` calls):")
     md.append("")
-    md.append("| server | pair | instructions per request | fd suspensions (fiberio) or `recv` calls (raw) per request | `epoll_wait` calls per request |")
+    md.append("| server | pair | instructions per request | fd suspensions (fiberio) or `recv` calls (raw) per request | backend waits (`epoll_wait`, io_uring `wait_cqe`) per request |")
     md.append("|---|---|---|---|---|")
     for s in servers:
         for pr in instr_pairs[s]:

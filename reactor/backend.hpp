@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <system_error>
 
@@ -58,7 +59,7 @@ class Backend {
                            std::optional<std::chrono::nanoseconds> timeout) = 0;
 };
 
-// Whether this build of fiberio has a backend of that kind (io_uring: not yet, its backend has not landed).
+// Whether this build of fiberio has a backend of that kind (io_uring: when it was built with liburing).
 bool built_in(BackendKind kind) noexcept;
 
 // A backend of the given kind; `automatic` picks the best available (epoll on Linux).
@@ -67,5 +68,9 @@ bool built_in(BackendKind kind) noexcept;
 std::unique_ptr<Backend> make_backend(BackendKind kind, std::error_code& error);
 
 std::string_view to_string(BackendKind kind);
+
+// Why make_backend(kind) failed with `error`, and what to do, in one line for a person: "backend 'io_uring'
+// is not available: io_uring is switched off for this process (the sysctl kernel.io_uring_disabled...)".
+std::string explain_backend_error(BackendKind kind, std::error_code error);
 
 }  // namespace fiberio

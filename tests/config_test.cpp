@@ -98,14 +98,36 @@ TEST_CASE("backend names") {
   CHECK_FALSE(fiberio::parse_backend("select"));
 }
 
-TEST_CASE("a backend that is not built in is refused by name, never replaced") {
-  CHECK_FALSE(fiberio::built_in(fiberio::BackendKind::io_uring));
+TEST_CASE("a backend that is missing or refused is named with its cause, never replaced") {
   CHECK(fiberio::built_in(fiberio::BackendKind::epoll));
-  std::string message;
-  try {
-    fiberio::Runtime rt{fiberio::Config{.threads = 1, .backend = fiberio::BackendKind::io_uring}};
-  } catch (const std::system_error& e) {
-    message = e.what();
+  // What a person reads when io_uring cannot be used: the cause and the fix.
+  const auto disabled = fiberio::explain_backend_error(
+      fiberio::BackendKind::io_uring, std::make_error_code(std::errc::operation_not_permitted));
+  if (fiberio::built_in(fiberio::BackendKind::io_uring)) {
+    CHECK(disabled.find("kernel.io_uring_disabled") != std::string::npos);
+    CHECK(disabled.find("--backend epoll") != std::string::npos);
+    const auto old = fiberio::explain_backend_error(fiberio::BackendKind::io_uring,
+                                                    std::make_error_code(std::errc::not_supported));
+    CHECK(old.find("5.13") != std::string::npos);
+    const auto memlock = fiberio::explain_backend_error(fiberio::BackendKind::io_uring,
+                                                        std::make_error_code(std::errc::not_enough_memory));
+    CHECK(memlock.find("ulimit -l") != std::string::npos);
+  } else {
+    CHECK(disabled.find("'io_uring' is not built in this version") != std::string::npos);
   }
-  CHECK(message.find("'io_uring' is not built in this version") != std::string::npos);
+  // A runtime that cannot have its backend fails with that message; it does not pick another one.
+  std::error_code ec;
+  if (fiberio::make_backend(fiberio::BackendKind::io_uring, ec)) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 1, .backend = fiberio::BackendKind::io_uring}};
+    CHECK(rt.block_on([] { return 7; }) == 7);
+  } else {
+    std::string message;
+    try {
+      fiberio::Runtime rt{fiberio::Config{.threads = 1, .backend = fiberio::BackendKind::io_uring}};
+    } catch (const std::system_error& e) {
+      message = e.what();
+    }
+    CHECK(message.find(fiberio::explain_backend_error(fiberio::BackendKind::io_uring, ec)) !=
+          std::string::npos);
+  }
 }

@@ -188,6 +188,29 @@ TEST_CASE("closing an AsyncFd wakes the fiber waiting on it") {
   });
 }
 
+TEST_CASE("closing a watched fd closes it for real: the peer sees the end at once") {
+  // A backend that kept a reference to the file (an io_uring poll request not cancelled before the close)
+  // would keep the socket open: the peer would never see the end of the stream.
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::block_on(
+        [] {
+          for (int round = 0; round < 3; ++round) {  // the fd number is reused by the next round
+            int sv[2];
+            REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+            fiberio::AsyncFd watched(sv[0]);
+            fiberio::AsyncFd peer(sv[1]);
+            std::byte buf[1];
+            CHECK(watched.read(buf, 5ms).error() == std::errc::timed_out);  // registered and waited on
+            watched.close();
+            auto n = peer.read(buf, 2s);
+            REQUIRE(n);
+            CHECK(*n == 0);
+          }
+        },
+        fiberio::Config{.threads = 1, .backend = kind});
+  });
+}
+
 TEST_CASE("waiting needs a fiber") {
   int fds[2];
   REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);

@@ -10,6 +10,7 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FIBERIO_ASAN 1
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #if defined(__SANITIZE_THREAD__)
@@ -56,6 +57,18 @@ inline void finish_switch(void* fake_stack) {
   __sanitizer_finish_switch_fiber(fake_stack, &old_bottom, &old_size);
 #else
   (void)fake_stack;
+#endif
+}
+
+// Call before a stack's memory is unmapped: clears the poison its frames left in ASan's shadow. Without it
+// the next mapping at those addresses that ASan does not see being made (liburing maps its rings with a
+// raw mmap syscall) would read as a stack redzone.
+inline void forget_stack(void* low, std::size_t size) {
+#if defined(FIBERIO_ASAN)
+  __asan_unpoison_memory_region(low, size);
+#else
+  (void)low;
+  (void)size;
 #endif
 }
 

@@ -64,7 +64,9 @@ struct Mapping {
   static void destroy(const boost::context::stack_context& stack) noexcept {
     valgrind_deregister_stack(*header(stack));
     const std::size_t total = stack.size + kHeader + page_size();
-    ::munmap(static_cast<char*>(stack.sp) + kHeader - total, total);
+    char* base = static_cast<char*>(stack.sp) + kHeader - total;
+    forget_stack(base + page_size(), total - page_size());  // the guard page was never poisoned
+    ::munmap(base, total);
     g_live_mappings.fetch_sub(1, std::memory_order_relaxed);
   }
 

@@ -26,14 +26,7 @@ Scheduler::Scheduler(Config config, bool caller_driven)
   for (std::uint32_t i = 0; i < config_.threads; ++i) {
     std::error_code ec;
     auto backend = config_.backend_factory ? config_.backend_factory() : make_backend(config_.backend, ec);
-    if (!backend && !built_in(config_.backend)) {
-      throw std::system_error(ec, "fiberio: backend '" + std::string(to_string(config_.backend)) +
-                                      "' is not built in this version");
-    }
-    if (!backend) {
-      throw std::system_error(
-          ec, "fiberio: backend '" + std::string(to_string(config_.backend)) + "' unavailable");
-    }
+    if (!backend) throw std::system_error(ec, "fiberio: " + explain_backend_error(config_.backend, ec));
     workers_.push_back(std::make_unique<Worker>(*this, i, std::move(backend)));
   }
   if (caller_driven_) return;

@@ -71,11 +71,26 @@ def malformed_addresses_exit_2():
     expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1,127.0.0.1:70000"], "70000")
 
 
-def io_uring_is_refused_not_replaced():
-    line = expect_bad(h.ECHO, ["--listen", "127.0.0.1:0", "--backend", "io_uring"], "io_uring")
-    check("not built in this version" in line, line)
-    expect_bad(h.PROXY, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--backend", "io_uring"], "io_uring")
-    expect_bad(h.ECHO, ["--listen", "127.0.0.1:0"], "io_uring", env={"FIBERIO_BACKEND": "io_uring"})
+def io_uring_serves_or_is_refused_with_its_cause():
+    """io_uring where this build has it and the kernel lets this process use it; otherwise exit 2 with one
+    line naming the cause and the fix. Never another backend in its place."""
+    for args, env in ((["--backend", "io_uring"], None), ([], {"FIBERIO_BACKEND": "io_uring"})):
+        proc, stderr_path = h.start(h.ECHO, "--listen", "127.0.0.1:0", *args, env=env, expect_ready=False)
+        line = h.read_line(proc.stdout, h.bound(10))
+        if line is None:
+            rc = proc.wait(timeout=h.bound(10))
+            with open(stderr_path, errors="replace") as f:
+                err = f.read().strip()
+            check(rc == 2, f"io_uring refused with exit code {rc}, expected 2: {err}")
+            check(len(err.splitlines()) == 1 and "io_uring" in err and ("use" in err or "allow" in err), err)
+            continue
+        server = h.Server(proc, stderr_path, line)
+        settings = startup_line(server)
+        check("backend io_uring" in settings, f"asked for io_uring, got: {settings}")
+        payload = bytes(range(256)) * 400
+        reply = h.exchange_half_close(server.address, payload)
+        check(reply == payload, f"io_uring echo returned {len(reply)} of {len(payload)} bytes")
+        server.stop()
 
 
 def proxy_needs_listen_and_upstream():
@@ -258,7 +273,7 @@ if __name__ == "__main__":
     h.run([
         bad_flags_exit_2,
         malformed_addresses_exit_2,
-        io_uring_is_refused_not_replaced,
+        io_uring_serves_or_is_refused_with_its_cause,
         proxy_needs_listen_and_upstream,
         bad_environment_exit_2,
         config_file_errors_name_file_and_line,

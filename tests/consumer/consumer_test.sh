@@ -54,7 +54,8 @@ case "$mode" in
       $(pkg-config --libs fiberio)
     LD_LIBRARY_PATH="$libdir" "$scratch/consumer-shared"
     "$cxx" -I"$here/shadow" $(pkg-config --cflags fiberio) "$here/consumer.cpp" -o "$scratch/consumer-static" \
-      -static-libstdc++ "$libdir/libfiberio.a" $(pkg-config --libs-only-other --static fiberio) -lboost_context
+      -static-libstdc++ "$libdir/libfiberio.a" $(pkg-config --libs-only-other --static fiberio) \
+      $(pkg-config --libs-only-l --static fiberio | sed 's/-lfiberio\b//')
     "$scratch/consumer-static"
     ;;
   cmake)
