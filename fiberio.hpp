@@ -21,6 +21,7 @@
 #include <fiberio/net/copy.hpp>
 #include <fiberio/net/datagram_socket.hpp>
 #include <fiberio/net/error.hpp>
+#include <fiberio/net/file.hpp>
 #include <fiberio/net/signals.hpp>
 #include <fiberio/net/stream_socket.hpp>
 #include <fiberio/net/tcp_listener.hpp>
