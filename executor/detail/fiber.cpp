@@ -143,6 +143,7 @@ void Fiber::unsubscribe_finished(Waiter& waiter) noexcept {
 void Fiber::create_context(std::size_t size) {
   const boost::context::stack_context stack = StackPool::local().allocate(size);
   stack_ = StackBounds{static_cast<char*>(stack.sp) - stack.size, stack.size};
+  configured_stack_size_ = size;
   tsan_fiber_ = tsan_create();
   context_ = make_context(stack);
 }

@@ -185,6 +185,9 @@ class Fiber {
 
   const std::string& name() const noexcept { return name_; }
   StackBounds stack_bounds() const noexcept { return stack_; }
+  // The stack size the fiber was given (Config::stack_size): what a person asked for, while
+  // stack_bounds() also counts the rounding up to whole pages.
+  std::size_t configured_stack_size() const noexcept { return configured_stack_size_; }
 
   // The fiber running on this thread, or nullptr on a plain thread or a worker's own stack.
   static Fiber* current() noexcept {
@@ -226,6 +229,7 @@ class Fiber {
   // Where the fiber returns to: the thread that resumed it last.
   boost::context::detail::fcontext_t return_context_ = nullptr;
   StackBounds stack_;
+  std::size_t configured_stack_size_ = 0;
   void* asan_fake_stack_ = nullptr;
   void* tsan_fiber_ = nullptr;
   // The C++ runtime's per-thread exception state (the Itanium ABI's __cxa_eh_globals: the stack of

@@ -48,7 +48,7 @@ void on_segv(int sig, siginfo_t* info, void* context) {
       std::size_t n = append(message, 0, sizeof message, "fiberio: fiber '");
       n = append(message, n, sizeof message - 100, fiber->name().c_str());
       n = append(message, n, sizeof message, "' overflowed its ");
-      n = append_number(message, n, sizeof message, stack.size);
+      n = append_number(message, n, sizeof message, fiber->configured_stack_size());
       n = append(message, n, sizeof message, "-byte stack; raise Config::stack_size (FIBERIO_STACK_SIZE)\n");
       [[maybe_unused]] auto written = ::write(STDERR_FILENO, message, n);
     }
