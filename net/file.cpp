@@ -49,6 +49,22 @@ R run_to_end(
   return std::move(*shared->result);
 }
 
+// One pread(2)/pwrite(2), retried on EINTR.
+IoResult<std::size_t> pread_once(int fd, std::span<std::byte> buffer, std::uint64_t offset) {
+  for (;;) {
+    const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) return std::unexpected(detail::last_error());
+  }
+}
+IoResult<std::size_t> pwrite_once(int fd, std::span<const std::byte> data, std::uint64_t offset) {
+  for (;;) {
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) return std::unexpected(detail::last_error());
+  }
+}
+
 FileInfo to_info(const struct ::stat& st) {
   FileInfo info;
   info.size = static_cast<std::uint64_t>(st.st_size);
@@ -108,53 +124,34 @@ IoResult<FileInfo> File::stat(const std::filesystem::path& path) {
 }
 
 IoResult<std::size_t> File::read_at(std::span<std::byte> buffer, std::uint64_t offset) {
-  return run_to_end<IoResult<std::size_t>>([fd = fd_, buffer, offset]() -> IoResult<std::size_t> {
-    for (;;) {
-      const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
-      if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno != EINTR) return std::unexpected(detail::last_error());
-    }
-  });
+  return run_to_end<IoResult<std::size_t>>(
+      [fd = fd_, buffer, offset] { return pread_once(fd, buffer, offset); });
 }
 
 IoResult<void> File::read_exact_at(std::span<std::byte> buffer, std::uint64_t offset) {
   return run_to_end<IoResult<void>>([fd = fd_, buffer, offset]() -> IoResult<void> {
-    std::size_t done = 0;
-    while (done < buffer.size()) {
-      const ssize_t n =
-          ::pread(fd, buffer.data() + done, buffer.size() - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return std::unexpected(detail::last_error());
-      }
-      if (n == 0) return std::unexpected(make_error_code(done == 0 ? NetErrc::eof : NetErrc::unexpected_eof));
-      done += static_cast<std::size_t>(n);
+    for (std::size_t done = 0; done < buffer.size();) {
+      auto n = pread_once(fd, buffer.subspan(done), offset + done);
+      if (!n) return std::unexpected(n.error());
+      if (*n == 0)
+        return std::unexpected(make_error_code(done == 0 ? NetErrc::eof : NetErrc::unexpected_eof));
+      done += *n;
     }
     return {};
   });
 }
 
 IoResult<std::size_t> File::write_at(std::span<const std::byte> data, std::uint64_t offset) {
-  return run_to_end<IoResult<std::size_t>>([fd = fd_, data, offset]() -> IoResult<std::size_t> {
-    for (;;) {
-      const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-      if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno != EINTR) return std::unexpected(detail::last_error());
-    }
-  });
+  return run_to_end<IoResult<std::size_t>>(
+      [fd = fd_, data, offset] { return pwrite_once(fd, data, offset); });
 }
 
 IoResult<void> File::write_all_at(std::span<const std::byte> data, std::uint64_t offset) {
   return run_to_end<IoResult<void>>([fd = fd_, data, offset]() -> IoResult<void> {
-    std::size_t done = 0;
-    while (done < data.size()) {
-      const ssize_t n =
-          ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return std::unexpected(detail::last_error());
-      }
-      done += static_cast<std::size_t>(n);
+    for (std::size_t done = 0; done < data.size();) {
+      auto n = pwrite_once(fd, data.subspan(done), offset + done);
+      if (!n) return std::unexpected(n.error());
+      done += *n;
     }
     return {};
   });

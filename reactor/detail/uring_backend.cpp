@@ -67,13 +67,15 @@ UringBackend::~UringBackend() {
   io_uring_queue_exit(&ring_);
 }
 
+io_uring_sqe* UringBackend::sqe_locked() {
+  if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
+  io_uring_submit(&ring_);  // full (every call submits at once, so it should never be): make room
+  return io_uring_get_sqe(&ring_);
+}
+
 std::error_code UringBackend::submit_poll_locked(int fd, std::uint64_t token) {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (!sqe) {  // full: every submission is made at once, so only a burst of adds gets here
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
-    if (!sqe) return std::make_error_code(std::errc::resource_unavailable_try_again);
-  }
+  io_uring_sqe* sqe = sqe_locked();
+  if (!sqe) return std::make_error_code(std::errc::resource_unavailable_try_again);
   io_uring_prep_poll_multishot(sqe, fd, kPollMask);
   io_uring_sqe_set_data64(sqe, token);
   if (const int rc = io_uring_submit(&ring_); rc < 0) return {-rc, std::generic_category()};
@@ -96,12 +98,8 @@ void UringBackend::remove(int fd) {
   const std::uint64_t token = it->second;
   by_token_.erase(token);
   by_fd_.erase(it);
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (!sqe) {
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
-    if (!sqe) return;  // cannot happen: the submit just emptied the queue
-  }
+  io_uring_sqe* sqe = sqe_locked();
+  if (!sqe) return;
   // Handled during the submit itself: once this returns, the kernel has let go of the file.
   io_uring_prep_poll_remove(sqe, token);
   io_uring_sqe_set_data64(sqe, kInternal);

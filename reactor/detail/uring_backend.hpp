@@ -42,6 +42,8 @@ class UringBackend final : public Backend {
   // user_data of the requests that are not polls (poll removals): never a registration's token.
   static constexpr std::uint64_t kInternal = ~std::uint64_t{0} - 1;
 
+  // A free submission slot (submitting what is queued if there is none); null if still none. Under mutex_.
+  io_uring_sqe* sqe_locked();
   // Queues a multishot poll of `fd` for `token` and submits it; under mutex_.
   std::error_code submit_poll_locked(int fd, std::uint64_t token);
   // A poll request for `token` ended (no IORING_CQE_F_MORE): poll again if it is still registered.
