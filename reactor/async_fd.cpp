@@ -69,9 +69,8 @@ std::error_code AsyncFd::register_now() {
 
 detail::WakeReason AsyncFd::wait(detail::IoSource* source, Interest direction, std::uint32_t seen,
                                  std::optional<Deadline> deadline) {
-  // A copy of the registration: close() may reset source_ while we are suspended.
-  return reactor_->wait_ready(detail::SourceHandle{reactor_, source, generation_, fd_}, direction, seen,
-                              deadline);
+  // The registration by value: close() may reset source_ while we are suspended.
+  return reactor_->wait_ready(source, generation_, fd_, direction, seen, deadline);
 }
 
 std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::optional<Deadline> deadline) {

@@ -471,8 +471,8 @@ TEST_CASE("park slot: an event landing while the fiber parks is never lost") {
     for (int r = 0; r < kRounds; ++r) {
       const std::uint32_t seen = d.snapshot();
       round.store(r, std::memory_order_release);
-      const auto why =
-          race.reactor.wait_ready(race.handle, fiberio::Interest::read, seen, fiberio::Clock::now() + 2s);
+      const auto why = race.reactor.wait_ready(race.handle.source, race.handle.generation, race.handle.fd,
+                                               fiberio::Interest::read, seen, fiberio::Clock::now() + 2s);
       if (why != fiberio::detail::WakeReason::notified) ++lost;
       while (!D::ready(d.snapshot())) {  // the waker's event, whichever way the round went
       }
@@ -516,7 +516,8 @@ TEST_CASE("park slot: a fiber that times out while a waker takes its record leav
     for (int r = 0; r < kRounds; ++r) {
       const std::uint32_t seen = d.snapshot();
       round.store(r, std::memory_order_release);
-      const auto why = race.reactor.wait_ready(race.handle, fiberio::Interest::read, seen,
+      const auto why = race.reactor.wait_ready(race.handle.source, race.handle.generation, race.handle.fd,
+                                               fiberio::Interest::read, seen,
                                                fiberio::Clock::now() + std::chrono::microseconds(r % 8));
       scribble_stack();
       if (why == fiberio::detail::WakeReason::timeout) ++timeouts;

@@ -37,7 +37,7 @@ Context make_context(const boost::context::stack_context& stack) {
   return fc::make_fcontext(stack.sp, stack.size, +entry);
 }
 
-__attribute__((noinline)) Context switch_context(Context target, Fiber* fiber) noexcept {
+__attribute__((noinline)) Context switch_context_uninstrumented(Context target, Fiber* fiber) noexcept {
   return fc::jump_fcontext(target, fiber).fctx;
 }
 

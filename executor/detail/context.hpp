@@ -24,8 +24,19 @@ using Context = boost::context::detail::fcontext_t;
 // to that thread's StackPool from the worker's side of the switch, once nothing runs on it any more.
 Context make_context(const boost::context::stack_context& stack);
 
+// The switch as a call into context.cpp, which is uninstrumented in a ThreadSanitizer build (see above).
+// Always defined, so that code built with TSan links against a library built without it.
+Context switch_context_uninstrumented(Context target, Fiber* fiber) noexcept;
+
 // Switches to `target` (the first switch into a context made by make_context() hands it `fiber`);
-// returns the context that later switched back here, or null if that was the fiber's last exit.
-Context switch_context(Context target, Fiber* fiber) noexcept;
+// returns the context that later switched back here, or null if that was the fiber's last exit. Inline,
+// one call less on every switch, except in code built with TSan.
+inline Context switch_context(Context target, Fiber* fiber) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  return switch_context_uninstrumented(target, fiber);
+#else
+  return boost::context::detail::jump_fcontext(target, fiber).fctx;
+#endif
+}
 
 }  // namespace fiberio::detail

@@ -39,34 +39,6 @@ Fiber::~Fiber() {
   delete joiners_.load(std::memory_order_acquire);
 }
 
-// Inlined into suspend() and yield_now(): one call frame less on every switch.
-__attribute__((always_inline)) inline void Fiber::switch_out(Exit how) noexcept {
-  exit_ = how;
-  FiberThread* thread = FiberThread::current();
-  start_switch(&asan_fake_stack_, thread->thread_stack());
-  tsan_switch_to(thread->tsan_context());
-  return_context_ = switch_context(return_context_, nullptr);
-  finish_switch(asan_fake_stack_);
-}
-
-std::uint64_t Fiber::prepare_wait() noexcept {
-  const std::uint64_t ticket = ticket_.load(std::memory_order_relaxed) + 1;
-  votes_.store(2, std::memory_order_relaxed);
-  ticket_.store(ticket, std::memory_order_seq_cst);
-  return ticket;
-}
-
-WakeReason Fiber::suspend(std::uint64_t ticket) noexcept {
-  if (cancel_pending_.load(std::memory_order_seq_cst)) wake(ticket, WakeReason::cancelled);
-  switch_out(Exit::waiting);
-  const WakeReason why = reason_.load(std::memory_order_relaxed);
-  if (why == WakeReason::cancelled) {
-    cancel_pending_.store(false, std::memory_order_relaxed);
-    in_exception_.store(true, std::memory_order_release);  // about to throw: its next switch-out says more
-  }
-  return why;
-}
-
 WakeReason Fiber::suspend_with_timer(std::uint64_t ticket, Deadline deadline) {
   if (deadline <= Clock::now()) {
     // A pending cancellation wins over the deadline: suspend() delivers it (every blocking call honours a
@@ -156,9 +128,9 @@ void Fiber::enter(boost::context::detail::fcontext_t thread) noexcept {
 }
 
 void* Fiber::prepare_leave() noexcept {
-  FiberThread* thread = FiberThread::current();
-  start_switch(nullptr, thread->thread_stack());  // this stack is dying: ASan drops its fake frames
-  return thread->tsan_context();
+  const Turn* thread = current_turn();
+  start_switch(nullptr, thread->thread_stack);  // this stack is dying: ASan drops its fake frames
+  return thread->tsan_context;
 }
 
 boost::context::detail::fcontext_t Fiber::take_return_context() noexcept {

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <fiberio/executor/clock.hpp>
+#include <fiberio/executor/detail/context.hpp>
 #include <fiberio/executor/detail/sanitizer.hpp>
 
 #include <boost/context/detail/fcontext.hpp>
@@ -41,11 +42,14 @@ struct Waiter;
 
 enum class WakeReason : std::uint8_t { notified, timeout, cancelled };
 
-// What a running fiber needs of its thread, reached with one thread-local read: which fiber runs and
-// what is left of its turn's I/O budget. The FiberThread bound to the thread is a Turn.
+// What a running fiber needs of its thread, reached with one thread-local read: which fiber runs, what
+// is left of its turn's I/O budget, and what a switch back to the thread needs (its own stack for ASan,
+// its TSan context). The FiberThread bound to the thread is a Turn.
 struct Turn {
   Fiber* fiber = nullptr;         // between the switch in and the switch out
   std::uint32_t budget_left = 0;  // ready I/O operations left in the running fiber's turn (if one runs)
+  StackBounds thread_stack;       // set when the FiberThread is bound
+  void* tsan_context = nullptr;   // likewise
 };
 
 // The Turn of the FiberThread bound to the calling thread, or nullptr. The slot is read afresh by every
@@ -101,7 +105,12 @@ class Fiber {
   }
 
   // --- the wait protocol (see the header comment) ---
-  std::uint64_t prepare_wait() noexcept;
+  std::uint64_t prepare_wait() noexcept {
+    const std::uint64_t ticket = ticket_.load(std::memory_order_relaxed) + 1;
+    votes_.store(2, std::memory_order_relaxed);
+    ticket_.store(ticket, std::memory_order_seq_cst);
+    return ticket;
+  }
   // Called by any thread: true if this call won the wait identified by `ticket`.
   bool wake(std::uint64_t ticket, WakeReason why) noexcept {
     if (!win(ticket, why)) return false;
@@ -133,7 +142,17 @@ class Fiber {
                                            std::memory_order_relaxed);
   }
   // Called by the fiber itself: switches out until the wait is won; returns why. Does not throw.
-  WakeReason suspend(std::uint64_t ticket) noexcept;
+  // Inline, as the switch it makes: the wait path is the runtime's hottest code.
+  WakeReason suspend(std::uint64_t ticket) noexcept {
+    if (cancel_pending_.load(std::memory_order_seq_cst)) wake(ticket, WakeReason::cancelled);
+    switch_out(Exit::waiting);
+    const WakeReason why = reason_.load(std::memory_order_relaxed);
+    if (why == WakeReason::cancelled) [[unlikely]] {
+      cancel_pending_.store(false, std::memory_order_relaxed);
+      in_exception_.store(true, std::memory_order_release);  // about to throw: its next switch-out says more
+    }
+    return why;
+  }
   // suspend(), with a timer that wins the wait with WakeReason::timeout at `deadline` (none: no timer).
   // The timer is cancelled before it returns, whatever ended the wait, so no timer outlives its wait.
   WakeReason suspend_until(std::uint64_t ticket, std::optional<Deadline> deadline) {
@@ -210,7 +229,15 @@ class Fiber {
   // Returns the TSan context to switch to; the caller switches, then takes the thread's context.
   void* prepare_leave() noexcept;
   boost::context::detail::fcontext_t take_return_context() noexcept;
-  void switch_out(Exit how) noexcept;
+  // Back to the thread that resumed it (its Turn is the running thread's), until resumed again.
+  __attribute__((always_inline)) void switch_out(Exit how) noexcept {
+    exit_ = how;
+    const Turn* thread = current_turn();
+    start_switch(&asan_fake_stack_, thread->thread_stack);
+    tsan_switch_to(thread->tsan_context);
+    return_context_ = switch_context(return_context_, nullptr);
+    finish_switch(asan_fake_stack_);
+  }
   void execute() noexcept;
 
   std::string name_;

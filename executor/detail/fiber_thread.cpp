@@ -38,8 +38,8 @@ __attribute__((noinline)) Turn* current_turn_slow() noexcept {
 
 FiberThread::Binding::Binding(FiberThread& thread) noexcept : outer_(current()) {
   t_bound_turn = &thread;
-  thread.thread_stack_ = current_thread_stack();
-  thread.tsan_context_ = tsan_current();
+  thread.thread_stack = current_thread_stack();
+  thread.tsan_context = tsan_current();
   thread.exception_globals_ = reinterpret_cast<Fiber::ExceptionState*>(abi::__cxa_get_globals());
   thread.loop_in_exception_ = thread.exception_globals_->caught_exceptions != nullptr ||
                               thread.exception_globals_->uncaught_exceptions != 0;

@@ -54,16 +54,12 @@ class FiberThread : private Turn {
   TimerQueue& timers() noexcept { return timers_; }
   const TimerQueue& timers() const noexcept { return timers_; }
   std::uint32_t index() const noexcept { return index_; }
-  StackBounds thread_stack() const noexcept { return thread_stack_; }
-  void* tsan_context() const noexcept { return tsan_context_; }
 
  private:
   const std::uint32_t index_;
   const std::size_t stack_size_;
   const std::uint32_t io_budget_;
   TimerQueue timers_;
-  StackBounds thread_stack_;
-  void* tsan_context_ = nullptr;
   void* asan_fake_stack_ = nullptr;
   // This thread's C++ exception state (__cxa_get_globals(), fixed per thread): looked up once at binding,
   // not on every switch.

@@ -106,36 +106,6 @@ void Reactor::deregister(const SourceHandle& handle) noexcept {
   free_slots_.push_back(source->slot);
 }
 
-WakeReason Reactor::wait_ready(const SourceHandle& handle, Interest direction, std::uint32_t seen,
-                               std::optional<Deadline> deadline) {
-  IoSource* source = handle.source;
-  auto& d = source->directions[IoSource::index(direction)];
-  if (source->generation.load(std::memory_order_acquire) != handle.generation || !d.clear_if_unchanged(seen))
-    return WakeReason::notified;   // closed meanwhile, or an event came since `seen`: retry
-  Fiber* self = Fiber::current();  // AsyncFd waits only from fibers
-  ParkedFiber record{self, self->prepare_wait()};
-  if (!d.try_park(record)) [[unlikely]] {
-    // Another fiber is parked here: queue behind it. Only a cancellation can have won this unpublished
-    // wait meanwhile, and then suspend() lets that wake complete and reports it.
-    if (!self->withdraw_wait(record.ticket)) return self->suspend(record.ticket);
-    return wait_queued(handle, direction, seen, deadline);
-  }
-  // Parked first, then the epoch again: a Dekker pair with signal() + wake_parked() (io_source.hpp).
-  if (IoSource::Direction::epoch(d.state.load(std::memory_order_seq_cst)) !=
-      IoSource::Direction::epoch(seen)) {
-    // An event raced in: take the record back and retry, unless a waker already has it.
-    if (d.unpark(record) && self->withdraw_wait(record.ticket)) return WakeReason::notified;
-    return self->suspend(record.ticket);  // the wait is won (or being won): let that wake complete
-  }
-  // Arming after parking: an event that comes before the arm still finds us parked.
-  if (needs_arm_) arm(handle, direction);
-  const WakeReason why = self->suspend_until(record.ticket, deadline);
-  // Notified: a waker took the record and let go of the slot before its vote let us run. A timeout or
-  // cancellation may have left the record there.
-  if (why != WakeReason::notified) d.unpark(record);
-  return why;
-}
-
 WakeReason Reactor::wait_queued(const SourceHandle& handle, Interest direction, std::uint32_t seen,
                                 std::optional<Deadline> deadline) {
   IoSource* source = handle.source;

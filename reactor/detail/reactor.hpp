@@ -8,6 +8,7 @@
 #pragma once
 
 #include <fiberio/executor/clock.hpp>
+#include <fiberio/executor/detail/fiber.hpp>
 #include <fiberio/reactor/backend.hpp>
 #include <fiberio/reactor/detail/io_source.hpp>
 #include <fiberio/reactor/detail/wake_channel.hpp>
@@ -50,11 +51,11 @@ class Reactor {
   // Stops watching; waiters are woken (their retry sees the fd's fate). Does not close the fd.
   void deregister(const SourceHandle& handle) noexcept;
 
-  // Suspends the calling fiber until an event in `direction` newer than the state `seen` (a
-  // Direction::snapshot()), the deadline, or cancellation; clears the ready bit first if no event came
-  // since `seen`. Returns at once if one already came.
-  WakeReason wait_ready(const SourceHandle& handle, Interest direction, std::uint32_t seen,
-                        std::optional<Deadline> deadline);
+  // Suspends the calling fiber until an event in `direction` of `source` (registered here as `fd`, with
+  // `generation`) newer than the state `seen` (a Direction::snapshot()), the deadline, or cancellation;
+  // clears the ready bit first if no event came since `seen`. Returns at once if one already came.
+  WakeReason wait_ready(IoSource* source, std::uint32_t generation, int fd, Interest direction,
+                        std::uint32_t seen, std::optional<Deadline> deadline);
 
   // select()'s wait on an fd (AsyncFd::Ready): queues `waiter` in `direction` behind any parked fiber,
   // clearing the ready bit if no event came since `seen`; if one came, or the registration is gone, wakes
@@ -102,5 +103,36 @@ class Reactor {
   std::atomic<std::size_t> registered_{0};
   std::vector<ReadinessEvent> events_;  // owner thread only
 };
+
+// Inline: AsyncFd::wait() is this function, so a fiber goes from its failed syscall to the switch in one
+// call frame. The rare paths (a second waiter, a one-shot backend's arm) are calls.
+inline WakeReason Reactor::wait_ready(IoSource* source, std::uint32_t generation, int fd, Interest direction,
+                                      std::uint32_t seen, std::optional<Deadline> deadline) {
+  auto& d = source->directions[IoSource::index(direction)];
+  if (source->generation.load(std::memory_order_acquire) != generation || !d.clear_if_unchanged(seen))
+    return WakeReason::notified;   // closed meanwhile, or an event came since `seen`: retry
+  Fiber* self = Fiber::current();  // AsyncFd waits only from fibers
+  ParkedFiber record{self, self->prepare_wait()};
+  if (!d.try_park(record)) [[unlikely]] {
+    // Another fiber is parked here: queue behind it. Only a cancellation can have won this unpublished
+    // wait meanwhile, and then suspend() lets that wake complete and reports it.
+    if (!self->withdraw_wait(record.ticket)) return self->suspend(record.ticket);
+    return wait_queued(SourceHandle{this, source, generation, fd}, direction, seen, deadline);
+  }
+  // Parked first, then the epoch again: a Dekker pair with signal() + wake_parked() (io_source.hpp).
+  if (IoSource::Direction::epoch(d.state.load(std::memory_order_seq_cst)) !=
+      IoSource::Direction::epoch(seen)) {
+    // An event raced in: take the record back and retry, unless a waker already has it.
+    if (d.unpark(record) && self->withdraw_wait(record.ticket)) return WakeReason::notified;
+    return self->suspend(record.ticket);  // the wait is won (or being won): let that wake complete
+  }
+  // Arming after parking: an event that comes before the arm still finds us parked.
+  if (needs_arm_) arm(SourceHandle{this, source, generation, fd}, direction);
+  const WakeReason why = self->suspend_until(record.ticket, deadline);
+  // Notified: a waker took the record and let go of the slot before its vote let us run. A timeout or
+  // cancellation may have left the record there.
+  if (why != WakeReason::notified) d.unpark(record);
+  return why;
+}
 
 }  // namespace fiberio::detail

@@ -83,25 +83,6 @@ void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
   }
 }
 
-__attribute__((always_inline)) inline void Scheduler::schedule(Task* fiber) {
-  Worker* here = Worker::current();
-  if (here && &here->scheduler() == this &&
-      ((config_.work_stealing && !fiber->pinned) || fiber->home == here->index())) {
-    // Woken by this worker's reactor: run it now, if nobody could steal it. Woken by the fiber running
-    // here (a message, an unlock): run it next, it is likely hot in cache.
-    if (here->try_run_now(fiber)) return;
-    here->push_local(fiber, here->running() != nullptr);
-    return;
-  }
-  hand_over(fiber, fiber->home);
-}
-
-// The executor's seam (executor/detail/fiber.hpp): every fiber the runtime runs is a Task.
-void schedule(Fiber& fiber) noexcept {
-  Task& task = static_cast<Task&>(fiber);
-  task.scheduler().schedule(&task);
-}
-
 void Scheduler::hand_over(Task* task, std::uint32_t worker) {
   // Counted before the fiber is queued: until then it cannot finish, so the runtime is alive.
   handing_over_.fetch_add(1, std::memory_order_acq_rel);

@@ -57,8 +57,8 @@ class Scheduler {
 
  private:
   // Makes a woken task runnable: the wait protocol's second vote, which every caller casts through the
-  // executor's seam, schedule(Fiber&). Defined inline there, so that a wake-up goes from the vote to the
-  // fiber in one call frame.
+  // executor's seam, schedule(Fiber&). Both are defined in worker.cpp, inlined with the worker's switch,
+  // so that a wake-up goes from the vote to the fiber in one call frame.
   friend void schedule(Fiber& fiber) noexcept;
   void schedule(Task* task);
   void cancel_all();

@@ -279,7 +279,7 @@ std::size_t Worker::fire_timers() {
   return fired;
 }
 
-bool Worker::try_run_now(Task* task) {
+__attribute__((always_inline)) inline bool Worker::try_run_now(Task* task) {
   if (!run_woken_now_ || running()) return false;
   run_woken_now_ = false;  // a fiber it wakes meanwhile (or this one, woken again) is queued: no recursion
   // Awake now: a producer that sees this queues into the inbox without writing the wake channel, and the
@@ -288,6 +288,27 @@ bool Worker::try_run_now(Task* task) {
   run_task(task);
   run_woken_now_ = true;
   return true;
+}
+
+// Defined here, beside try_run_now() and run_task(), which it inlines: a wake-up from the worker's own
+// reactor goes from the vote to the switch into the fiber in one call frame.
+__attribute__((always_inline)) inline void Scheduler::schedule(Task* fiber) {
+  Worker* here = Worker::current();
+  if (here && &here->scheduler() == this &&
+      ((config_.work_stealing && !fiber->pinned) || fiber->home == here->index())) {
+    // Woken by this worker's reactor: run it now, if nobody could steal it. Woken by the fiber running
+    // here (a message, an unlock): run it next, it is likely hot in cache.
+    if (here->try_run_now(fiber)) return;
+    here->push_local(fiber, here->running() != nullptr);
+    return;
+  }
+  hand_over(fiber, fiber->home);
+}
+
+// The executor's seam (executor/detail/fiber.hpp): every fiber the runtime runs is a Task.
+void schedule(Fiber& fiber) noexcept {
+  Task& task = static_cast<Task&>(fiber);
+  task.scheduler().schedule(&task);
 }
 
 void Worker::push_local(Task* task, bool lifo) {
