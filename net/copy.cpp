@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <memory>
+#include <vector>
 
 namespace fiberio {
 namespace {
@@ -18,7 +19,13 @@ namespace {
 class Activity {
  public:
   explicit Activity(std::optional<Clock::duration> idle) : idle_(idle) { touch(); }
-  void touch() noexcept { last_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed); }
+  // Whether there is an idle timeout at all. Without one, transfers skip the clock and the deadlines
+  // (a clock read per transfer would cost a tenth of a small relayed message).
+  bool timed() const noexcept { return idle_.has_value(); }
+  // After every transfer.
+  void touch() noexcept {
+    if (idle_) last_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  }
   // The deadline for the next blocking step.
   std::optional<Deadline> deadline() const noexcept {
     if (!idle_) return std::nullopt;
@@ -45,17 +52,79 @@ auto idle_aware(Activity& activity, Step&& step) {
   }
 }
 
+// A pipe for splice(2), both ends non-blocking. Empty whenever it is given back to the pool.
 struct Pipe {
   int read = -1;
   int write = -1;
-  ~Pipe() {
+  explicit operator bool() const noexcept { return read >= 0; }
+  void close() noexcept {
     if (read >= 0) ::close(read);
     if (write >= 0) ::close(write);
+    read = write = -1;
   }
 };
 
-// splice(2) from a pipe into a socket, with SIGPIPE blocked in this thread for the call (see copy.hpp).
-ssize_t splice_out(int pipe_read, int socket, std::size_t length) {
+// Each worker thread keeps up to kKeepPerThread empty pipes of the default size, so that a direction
+// which starts splicing takes one without a syscall and one that stops gives it back. The thread-local
+// list is reached only through these non-inlined functions: a fiber may resume on another thread after
+// a suspension, and an address of a thread_local computed before it would name the old thread's list.
+class PipePool {
+ public:
+  static constexpr std::size_t kKeepPerThread = 16;
+
+  // An empty pipe of at least `capacity` bytes, or an invalid one with errno set (EMFILE...).
+  [[gnu::noinline]] static Pipe take(std::size_t capacity) {
+    auto& pipes = local().pipes;
+    if (capacity <= kDefaultCapacity && !pipes.empty()) {
+      const Pipe pipe = pipes.back();
+      pipes.pop_back();
+      return pipe;
+    }
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return {};
+    if (capacity > kDefaultCapacity)
+      ::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(capacity));  // best effort
+    return Pipe{fds[0], fds[1]};
+  }
+  // Gives back a pipe that take(capacity) returned; `empty` says whether every byte spliced into it
+  // was spliced out again (a pipe with bytes left, or a bigger one, is closed).
+  [[gnu::noinline]] static void give(Pipe pipe, std::size_t capacity, bool empty) noexcept {
+    auto& pipes = local().pipes;
+    if (empty && capacity <= kDefaultCapacity && pipes.size() < kKeepPerThread) {
+      pipes.push_back(pipe);  // reserved: no allocation here
+      return;
+    }
+    pipe.close();
+  }
+
+ private:
+  static constexpr std::size_t kDefaultCapacity = 64 * 1024;  // Linux's default pipe size
+  struct List {
+    std::vector<Pipe> pipes;
+    List() { pipes.reserve(kKeepPerThread); }
+    ~List() {
+      for (Pipe& pipe : pipes)
+        pipe.close();
+    }
+  };
+  static List& local() {
+    thread_local List list;
+    return list;
+  }
+};
+
+// Whether SIGPIPE is ignored in this process: then a splice into a socket whose peer is gone fails
+// with EPIPE and raises nothing, and needs no signal-mask calls around it.
+bool sigpipe_ignored() {
+  struct sigaction current {};
+  return ::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_IGN;
+}
+
+// splice(2) from a pipe into a socket. Unless SIGPIPE is ignored, with SIGPIPE blocked in this thread
+// for the call (see copy.hpp).
+ssize_t splice_out(int pipe_read, int socket, std::size_t length, bool mask_sigpipe) {
+  if (!mask_sigpipe)
+    return ::splice(pipe_read, nullptr, socket, nullptr, length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
   sigset_t pipe_only, old;
   ::sigemptyset(&pipe_only);
   ::sigaddset(&pipe_only, SIGPIPE);
@@ -71,97 +140,155 @@ ssize_t splice_out(int pipe_read, int socket, std::size_t length) {
   return n;
 }
 
+// One direction of the relay. Small transfers go through a buffer on the fiber's stack with one read
+// and one write each; a read that fills it means a large transfer, which then moves by splice (or, where
+// splice is off or unavailable, through a heap buffer of chunk_size) until a read comes back short.
 class Direction {
  public:
+  // Bytes of the stack buffer: a read that fills it starts bulk mode.
+  static constexpr std::size_t kSmall = 4096;
+
   Direction(StreamSocket& from, StreamSocket& to, const CopyOptions& options, Activity& activity)
-      : from_(from), to_(to), options_(options), activity_(activity) {}
+      : from_(from),
+        to_(to),
+        chunk_(options.chunk_size == 0 ? 64 * 1024 : options.chunk_size),
+        splice_(options.use_splice),
+        activity_(activity) {}
 
   std::uint64_t moved() const noexcept { return moved_; }
 
   IoResult<void> run() {
-    IoResult<void> r = options_.use_splice ? run_splice() : fallback();
-    if (r && fell_back_) r = run_buffered();
-    if (!r) return r;
+    if (auto r = activity_.timed() ? relay<true>() : relay<false>(); !r) return r;
     // End of stream from the source: pass the half-close on. ENOTCONN: the peer is gone entirely.
     if (auto s = to_.shutdown_write(); !s && s.error() != std::errc::not_connected) return s;
     return {};
   }
 
  private:
-  IoResult<void> fallback() {
-    fell_back_ = true;
-    return {};
-  }
-
-  IoResult<void> run_splice() {
-    Pipe pipe;
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return fallback();  // e.g. EMFILE: copy through memory
-    pipe.read = fds[0];
-    pipe.write = fds[1];
-    const std::size_t chunk = options_.chunk_size == 0 ? 64 * 1024 : options_.chunk_size;
-    if (chunk > 64 * 1024) ::fcntl(pipe.write, F_SETPIPE_SZ, static_cast<int>(chunk));  // best effort
+  // Until end of stream from the source (or an error). kTimed: with an idle timeout (Activity::timed()).
+  template <bool kTimed>
+  IoResult<void> relay() {
+    std::byte small[kSmall];
     for (;;) {
-      // The pipe is empty here, so EAGAIN can only mean "the source has no data": wait for it.
-      auto in = idle_aware(activity_, [&](std::optional<Deadline> deadline) {
-        return from_.async_fd().io(
-            Interest::read,
-            [&] {
-              return ::splice(from_.fd(), nullptr, pipe.write, nullptr, chunk,
-                              SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            },
-            deadline);
-      });
-      if (!in) {
-        if (in.error() == std::errc::invalid_argument && moved_ == 0) return fallback();  // no splice here
-        return std::unexpected(in.error());
-      }
+      auto in = read<kTimed>({small, kSmall});
+      if (!in) return std::unexpected(in.error());
       if (*in == 0) return {};
-      activity_.touch();
-      // Drain the pipe into the destination; EAGAIN now means "the destination is full".
-      auto pending = static_cast<std::size_t>(*in);
-      while (pending > 0) {
-        auto out = idle_aware(activity_, [&](std::optional<Deadline> deadline) {
-          return to_.async_fd().io(
-              Interest::write, [&] { return splice_out(pipe.read, to_.fd(), pending); }, deadline);
-        });
-        if (!out) return std::unexpected(out.error());
-        pending -= static_cast<std::size_t>(*out);
-        moved_ += static_cast<std::uint64_t>(*out);
-        activity_.touch();
-      }
+      if (auto w = write<kTimed>({small, *in}); !w) return w;
+      if (*in < kSmall) continue;
+      auto bulk = splice_ ? bulk_splice() : bulk_buffered<kTimed>();
+      if (!bulk) return std::unexpected(bulk.error());
+      if (*bulk) return {};  // the source ended during it
     }
   }
 
-  IoResult<void> run_buffered() {
-    const std::size_t chunk = options_.chunk_size == 0 ? 64 * 1024 : options_.chunk_size;
-    // On the heap: fiber stacks are small (64 KiB by default).
-    auto buffer = std::make_unique<std::byte[]>(chunk);
-    for (;;) {
-      auto in = idle_aware(activity_, [&](std::optional<Deadline> deadline) {
-        return from_.read_some(std::span(buffer.get(), chunk), deadline);
-      });
-      if (!in) return std::unexpected(in.error());
-      if (*in == 0) return {};
-      activity_.touch();
-      std::span<const std::byte> rest(buffer.get(), *in);
-      while (!rest.empty()) {
-        auto out = idle_aware(
-            activity_, [&](std::optional<Deadline> deadline) { return to_.write_some(rest, deadline); });
-        if (!out) return std::unexpected(out.error());
-        rest = rest.subspan(*out);
-        moved_ += *out;
+  // Bulk mode through a pipe, until a splice from the source comes back short (then the pipe, empty,
+  // goes back to the pool, and small transfers go through the stack buffer again). True at end of stream.
+  IoResult<bool> bulk_splice() {
+    Pipe pipe = PipePool::take(chunk_);
+    if (!pipe) return activity_.timed() ? bulk_buffered<true>() : bulk_buffered<false>();  // e.g. EMFILE
+    if (!sigpipe_checked_) {
+      mask_sigpipe_ = !sigpipe_ignored();
+      sigpipe_checked_ = true;
+    }
+    std::size_t pending = 0;  // bytes in the pipe
+    auto r = [&]() -> IoResult<bool> {
+      for (;;) {
+        // The pipe is empty here, so EAGAIN can only mean "the source has no data": wait for it.
+        auto in = idle_aware(activity_, [&](std::optional<Deadline> deadline) {
+          return from_.async_fd().io_some(
+              Interest::read,
+              [&] {
+                return ::splice(from_.fd(), nullptr, pipe.write, nullptr, chunk_,
+                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+              },
+              chunk_, deadline);
+        });
+        if (!in) {
+          if (in.error() == std::errc::invalid_argument && spliced_ == 0) {
+            splice_ = false;  // this stream refuses splice: stay with read/write from now on
+            return activity_.timed() ? bulk_buffered<true>() : bulk_buffered<false>();
+          }
+          return std::unexpected(in.error());
+        }
+        if (*in == 0) return true;
         activity_.touch();
+        // Drain the pipe into the destination; EAGAIN now means "the destination is full".
+        pending = static_cast<std::size_t>(*in);
+        while (pending > 0) {
+          auto out = idle_aware(activity_, [&](std::optional<Deadline> deadline) {
+            return to_.async_fd().io_some(
+                Interest::write, [&] { return splice_out(pipe.read, to_.fd(), pending, mask_sigpipe_); },
+                pending, deadline);
+          });
+          if (!out) return std::unexpected(out.error());
+          pending -= static_cast<std::size_t>(*out);
+          moved_ += static_cast<std::uint64_t>(*out);
+          spliced_ += static_cast<std::uint64_t>(*out);
+          activity_.touch();
+        }
+        if (static_cast<std::size_t>(*in) < chunk_) return false;  // the source drained: small again
       }
+    }();
+    PipePool::give(pipe, chunk_, pending == 0);
+    return r;
+  }
+
+  // Bulk mode through a heap buffer of chunk_size, until a read comes back short. True at end of stream.
+  template <bool kTimed>
+  IoResult<bool> bulk_buffered() {
+    if (!buffer_) buffer_ = std::make_unique<std::byte[]>(chunk_);  // on the heap: stacks are small
+    for (;;) {
+      auto in = read<kTimed>({buffer_.get(), chunk_});
+      if (!in) return std::unexpected(in.error());
+      if (*in == 0) return true;
+      if (auto w = write<kTimed>({buffer_.get(), *in}); !w) return std::unexpected(w.error());
+      if (*in < chunk_) return false;
+    }
+  }
+
+  // Inline, as the socket calls under them: a relayed message costs one read and one write, no calls.
+  template <bool kTimed>
+  [[gnu::always_inline]] IoResult<std::size_t> read(std::span<std::byte> into) {
+    if constexpr (!kTimed) {
+      return from_.read_some(into);  // the usual case: no clock, no deadline
+    } else {
+      auto in = idle_aware(activity_,
+                           [&](std::optional<Deadline> deadline) { return from_.read_some(into, deadline); });
+      if (in && *in > 0) activity_.touch();
+      return in;
+    }
+  }
+
+  template <bool kTimed>
+  [[gnu::always_inline]] IoResult<void> write(std::span<const std::byte> rest) {
+    for (;;) {  // `rest` is never empty: reads that returned 0 bytes ended the relay
+      IoResult<std::size_t> out;
+      if constexpr (kTimed) {
+        out = idle_aware(activity_,
+                         [&](std::optional<Deadline> deadline) { return to_.write_some(rest, deadline); });
+      } else {
+        out = to_.write_some(rest);
+      }
+      if (!out) [[unlikely]]
+        return std::unexpected(out.error());
+      moved_ += *out;
+      if constexpr (kTimed) activity_.touch();
+      if (*out == rest.size()) [[likely]]
+        return {};
+      rest = rest.subspan(*out);
     }
   }
 
   StreamSocket& from_;
   StreamSocket& to_;
-  const CopyOptions& options_;
+  const std::size_t chunk_;
+  bool splice_;                   // bulk mode splices (until a stream refuses it)
+  bool sigpipe_checked_ = false;  // mask_sigpipe_ is known (looked up when this direction first splices)
+  bool mask_sigpipe_ = true;
   Activity& activity_;
+  std::unique_ptr<std::byte[]> buffer_;  // bulk mode without splice; made on first use
   std::uint64_t moved_ = 0;
-  bool fell_back_ = false;
+  std::uint64_t spliced_ = 0;  // of moved_, the bytes that went through the pipe
 };
 
 }  // namespace

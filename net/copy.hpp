@@ -11,12 +11,17 @@
 // error in either direction cancels the other one and is returned; the streams are left open (close
 // them). Two fibers rather than one because each direction then is plain sequential code that blocks on
 // exactly one thing at a time.
-// Zero copy: on Linux each direction moves data socket -> pipe -> socket with splice(2), so the bytes
-// never enter user space; a pipe that cannot be created (EMFILE) or a stream that refuses splice (EINVAL)
-// falls back to read/write through a heap buffer of chunk_size. docs/benchmarks.md has the numbers.
-// splice(2) into a socket whose peer is gone would raise SIGPIPE (it takes no MSG_NOSIGNAL): the write
-// blocks SIGPIPE in the calling thread around the call and consumes the one it raised, so the error comes
-// back as errc::broken_pipe like every other write's.
+// Small transfers, large ones: each direction reads into a 4 KiB buffer on its fiber's stack and writes
+// that out, one read and one write per message, no pipe. A read that fills the buffer starts a large
+// transfer, which on Linux moves socket -> pipe -> socket with splice(2), so the bytes never enter user
+// space, until a splice from the source comes back short; the pipe then goes back to a per-worker pool
+// of empty pipes (so a proxied connection holds 2 fds, not 6, while it is not splicing). Where a pipe
+// cannot be had (EMFILE) or a stream refuses splice (EINVAL), or with use_splice off, a large transfer
+// goes through a heap buffer of chunk_size instead. docs/benchmarks.md has the numbers.
+// splice(2) into a socket whose peer is gone raises SIGPIPE (it takes no MSG_NOSIGNAL). If the process
+// ignores SIGPIPE (looked up when a direction first splices), it just fails with EPIPE; otherwise the
+// write blocks SIGPIPE in the calling thread around the call and consumes the one it raised. Either way
+// the error comes back as errc::broken_pipe like every other write's.
 // Idle timeout: with idle_timeout set, no byte moving in either direction for that long ends the copy
 // with errc::timed_out (both directions are stopped).
 // Errors, cancellation: net/error.hpp; a cancelled caller cancels both directions and waits for them.
@@ -35,8 +40,8 @@
 namespace fiberio {
 
 struct CopyOptions {
-  bool use_splice = true;                         // false: always read/write through a buffer
-  std::size_t chunk_size = 64 * 1024;             // bytes per splice/read (also the pipe's size)
+  bool use_splice = true;              // false: large transfers too go through a buffer
+  std::size_t chunk_size = 64 * 1024;  // bytes per splice/read in a large transfer (and the pipe's size)
   std::optional<Clock::duration> idle_timeout{};  // nullopt: never
 };
 

@@ -13,14 +13,6 @@
 
 namespace fiberio {
 
-IoResult<std::size_t> StreamSocket::read_some(std::span<std::byte> buffer, Timeout timeout) {
-  auto n = fd_.io_some(
-      Interest::read, [&] { return detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), 0); },
-      buffer.size(), timeout);
-  if (!n) return std::unexpected(n.error());
-  return static_cast<std::size_t>(*n);
-}
-
 IoResult<std::size_t> StreamSocket::peek(std::span<std::byte> buffer, Timeout timeout) {
   // io(), not io_some(): a short peek drains nothing, so it must not mark the socket empty.
   auto n = fd_.io(

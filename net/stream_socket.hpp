@@ -42,8 +42,16 @@ class StreamSocket {
   void close() noexcept { fd_.close(); }
   int release() noexcept { return fd_.release(); }
 
-  // Up to buffer.size() bytes; 0 means end of stream (or an empty buffer).
-  IoResult<std::size_t> read_some(std::span<std::byte> buffer, Timeout timeout = {});
+  // Up to buffer.size() bytes; 0 means end of stream (or an empty buffer). Inline, as write_some: the
+  // usual read is one recv and costs no call.
+  IoResult<std::size_t> read_some(std::span<std::byte> buffer, Timeout timeout = {}) {
+    auto n = fd_.io_some(
+        Interest::read, [&] { return detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), 0); },
+        buffer.size(), timeout);
+    if (!n) [[unlikely]]
+      return std::unexpected(n.error());
+    return static_cast<std::size_t>(*n);
+  }
   // Like read_some, but leaves the bytes in the socket: the next read returns them again (MSG_PEEK).
   IoResult<std::size_t> peek(std::span<std::byte> buffer, Timeout timeout = {});
   // One attempt, never waits: the bytes there are now, 0 at end of stream, or

@@ -5,6 +5,7 @@
 #include "net_support.hpp"
 
 #include <array>
+#include <filesystem>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -229,5 +230,95 @@ TEST_CASE("copy: Unix sockets relay too") {
     REQUIRE(moved);
     CHECK(moved->a_to_b == 8u);
     CHECK(moved->b_to_a == 4u);
+  });
+}
+
+namespace {
+
+// The process's open pipe fds (splice's pipes), from /proc/self/fd.
+std::size_t open_pipes() {
+  std::size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(entry.path(), ec);
+    if (!ec && target.string().starts_with("pipe:")) ++n;
+  }
+  return n;
+}
+
+// One request/response of `size` bytes: client -> server, then the server sends it back.
+void round_trip(Relay& r, std::size_t size, std::uint64_t seed) {
+  std::vector<std::byte> out(size), got(size), back(size);
+  fill_pattern(out, seed, 0);
+  auto writer = fiberio::spawn([&] { REQUIRE(r.client.write_all(out)); });
+  REQUIRE(r.server.read_exact(got, fiberio::Clock::now() + 10s));
+  writer.join();
+  auto echo = fiberio::spawn([&] { REQUIRE(r.server.write_all(got)); });
+  REQUIRE(r.client.read_exact(back, fiberio::Clock::now() + 10s));
+  echo.join();
+  CHECK(back == out);
+}
+
+}  // namespace
+
+TEST_CASE("copy: small messages go through no pipe; a large transfer's pipe goes back to the pool") {
+  fiberio::block_on([] {
+    constexpr int kRelays = 8;
+    const std::size_t before = open_pipes();
+    std::vector<Relay> relays;
+    std::vector<fiberio::JoinHandle<fiberio::IoResult<fiberio::CopyResult>>> proxies;
+    for (int i = 0; i < kRelays; ++i)
+      relays.push_back(make_relay());
+    for (auto& r : relays)
+      proxies.push_back(
+          fiberio::spawn([&r] { return fiberio::copy_bidirectional(r.downstream, r.upstream); }));
+    for (int round = 0; round < 20; ++round)
+      for (auto& r : relays)
+        round_trip(r, 64, static_cast<std::uint64_t>(round));
+    // Every direction of every relay has moved bytes and now waits: none holds a pipe (a pipe per
+    // direction would be 4 fds per relay).
+    CHECK(open_pipes() <= before);
+    // A large transfer on one relay splices, then its pipes (empty) go back to this thread's pool: at
+    // most one per direction stays open.
+    round_trip(relays[0], 1 << 20, 99);
+    round_trip(relays[0], 64, 100);
+    CHECK(open_pipes() <= before + 4);
+    for (auto& r : relays) {
+      REQUIRE(r.client.shutdown_write());
+      REQUIRE(r.server.shutdown_write());
+    }
+    for (auto& p : proxies) {
+      auto moved = p.join();
+      REQUIRE(moved);
+    }
+    CHECK(proxies.size() == static_cast<std::size_t>(kRelays));
+  });
+}
+
+TEST_CASE("copy: messages of every size across the small/large switch, intact; splice and fallback") {
+  const std::size_t sizes[] = {1, 64, 4095, 4096, 4097, 8192, 65'536, 65'537, 300'000, 64, 1 << 20, 3};
+  for_each_backend([&](fiberio::BackendKind kind) {
+    for (const bool splice : {true, false}) {
+      fiberio::block_on(
+          [&] {
+            Relay r = make_relay();
+            auto proxy = fiberio::spawn([&] {
+              return fiberio::copy_bidirectional(r.downstream, r.upstream,
+                                                 {.use_splice = splice, .chunk_size = 40'000});
+            });
+            std::uint64_t total = 0, seed = 1;
+            for (const std::size_t size : sizes) {
+              round_trip(r, size, seed++);
+              total += size;
+            }
+            REQUIRE(r.client.shutdown_write());
+            REQUIRE(r.server.shutdown_write());
+            auto moved = proxy.join();
+            REQUIRE(moved);
+            CHECK(moved->a_to_b == total);
+            CHECK(moved->b_to_a == total);
+          },
+          fiberio::Config{.backend = kind});
+    }
   });
 }
