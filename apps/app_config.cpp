@@ -6,11 +6,13 @@
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -56,7 +58,8 @@ constexpr const char* kFooter =
     "Settings come from, in precedence: command line, environment (FIBERIO_THREADS, FIBERIO_BACKEND, "
     "FIBERIO_WORK_STEALING=true|false|1|0|on|off, FIBERIO_STACK_SIZE), the --config file ([runtime] threads, "
     "work_stealing, backend, stack_size; [echo] listen; [proxy] listen, upstreams, connect_timeout_ms, "
-    "idle_timeout_s), defaults. When ready, the program prints one line on stdout, 'listening on HOST:PORT'. "
+    "idle_timeout_s; a regular file of at most 1 MiB), defaults. When ready, the program prints one line on "
+    "stdout, 'listening on HOST:PORT'. "
     "SIGINT/SIGTERM stop it (exit 0). Exit codes: 2 bad input, 1 cannot listen.\n";
 
 // A CLI11 check: an unsigned integer in [low, high]; the message says which rule the text breaks.
@@ -125,13 +128,38 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
             ->check(unsigned_in(0, kMaxIdleTimeoutS));
   }
 
+  // CLI11 acts on --help and --version the moment it meets them, before it has seen an unknown flag
+  // after them (or taken a value given to them, --version=8054) as the error it is. So they are taken out
+  // first, the rest of the line is checked whole, and only then are they answered.
+  bool want_help = false, want_version = false;
+  std::vector<std::string> rest;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") {  // the end of the options: the rest are arguments, taken as they are
+      rest.insert(rest.end(), argv + i, argv + argc);
+      break;
+    }
+    if (arg == "--help" || arg == "-h") {
+      want_help = true;
+    } else if (arg == "--version") {
+      want_version = true;
+    } else if (arg.starts_with("--help=") || arg.starts_with("--version=")) {
+      log_line(arg.substr(0, arg.find('=')), " takes no value, got '", arg, "' (see --help)");
+      return 2;
+    } else {
+      rest.emplace_back(arg);
+    }
+  }
+  std::reverse(rest.begin(), rest.end());  // CLI11 takes a vector last argument first
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {  // --help, --version
-    return app.exit(e);
+    app.parse(rest);
   } catch (const CLI::ParseError& e) {
     log_line(e.what(), " (see --help)");
     return 2;
+  }
+  if (want_help || want_version) {
+    std::cout << (want_help ? app.help() : name + " " + FIBERIO_VERSION + "\n") << std::flush;
+    return 0;
   }
 
   if (config_opt->count()) out.config_path = config_path;
@@ -147,20 +175,106 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
 
 // --- the config file ---------------------------------------------------------------------------------
 
-// Reads the whole file; the error says why it cannot be read.
+constexpr std::size_t kMaxConfigBytes = 1 << 20;  // a config file is a few hundred bytes
+constexpr int kMaxConfigNesting = 32;             // tables, arrays and dotted keys, all together
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// Reads the whole file; the error says why it cannot be read. Only a regular file of at most
+// kMaxConfigBytes: a FIFO would block the start for ever and a device (/dev/zero) would never end. Opened
+// non-blocking, so that opening a FIFO does not wait for a writer either.
 std::expected<std::string, Error> read_file(const std::string& path) {
+  const auto failed = [&](const std::string& why) -> std::unexpected<Error> {
+    return std::unexpected("cannot read config file '" + path + "': " + why);
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return failed(std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    return std::unexpected("cannot read config file '" + path + "': " + std::strerror(errno));
+  if (::fstat(fd, &st) != 0) return failed(std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return failed(std::string("it is ") + file_kind(st.st_mode) + ", not a regular file");
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxConfigBytes)
+    return failed(std::to_string(st.st_size) + " bytes; a config file may have at most 1 MiB");
+  std::string text;
+  char chunk[16 * 1024];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return failed(std::string("read error: ") + std::strerror(errno));
+    if (n == 0) return text;
+    // Files whose size says 0 (under /proc) are read until their end, within the same limit.
+    if (text.size() + static_cast<std::size_t>(n) > kMaxConfigBytes)
+      return failed("more than 1 MiB; a config file may have at most 1 MiB");
+    text.append(chunk, static_cast<std::size_t>(n));
   }
-  if (S_ISDIR(st.st_mode))
-    return std::unexpected("cannot read config file '" + path + "': it is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected("cannot read config file '" + path + "': " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return std::unexpected("cannot read config file '" + path + "': read error");
-  return text.str();
+}
+
+// The TOML parser recurses once per level of tables, arrays and dotted keys: a file nested thousands deep
+// would overflow the stack. This scan, which knows just enough TOML to skip strings and comments, refuses
+// one nested deeper than kMaxConfigNesting, naming the line.
+std::expected<void, Error> check_nesting(const std::string& path, std::string_view text) {
+  int depth = 0;                              // open [ and { outside strings
+  bool in_table[kMaxConfigNesting + 1] = {};  // whether the bracket open at each depth is a '{'
+  int dots = 0;                               // dots in the current key (or table header) so far
+  bool in_key = true;                         // before the '=' of a key/value pair, or inside a [header]
+  std::size_t line = 1;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      if (depth == 0) in_key = true, dots = 0;
+      continue;
+    }
+    if (c == '#') {  // a comment, to the end of the line
+      while (i + 1 < text.size() && text[i + 1] != '\n')
+        ++i;
+      continue;
+    }
+    if (c == '"' || c == '\'') {  // a string, basic or literal, one-line or multi-line
+      const bool multi = text.substr(i, 3) == std::string(3, c);
+      const std::size_t open = multi ? 3 : 1;
+      std::size_t j = i + open;
+      for (; j < text.size(); ++j) {
+        if (text[j] == '\n') ++line;
+        if (c == '"' && text[j] == '\\') {
+          ++j;
+          continue;
+        }
+        if (text[j] == c && (!multi || text.substr(j, 3) == std::string(3, c))) break;
+      }
+      i = j + open - 1;
+      continue;
+    }
+    if (c == '[' || c == '{') {
+      if (c == '{') in_key = true, dots = 0;
+      if (++depth > kMaxConfigNesting) break;
+      in_table[depth] = c == '{';
+    } else if (c == ']' || c == '}') {
+      if (depth > 0) --depth;
+    } else if (c == '=') {
+      in_key = false;
+    } else if (c == ',' && depth > 0 && in_table[depth]) {  // the next key of an inline table
+      in_key = true, dots = 0;
+    } else if (c == '.' && in_key) {
+      if (++dots + depth > kMaxConfigNesting) break;
+    }
+  }
+  if (depth > kMaxConfigNesting || dots + depth > kMaxConfigNesting) {
+    return std::unexpected(path + ":" + std::to_string(line) + ": nested deeper than " +
+                           std::to_string(kMaxConfigNesting) + " levels (tables, arrays and dotted keys)");
+  }
+  return {};
 }
 
 // Checks and applies one file's values; every error names "FILE:LINE".
@@ -345,6 +459,7 @@ std::expected<AppConfig, Error> merge(AppKind kind, const CliValues& cli) {
   if (cli.config_path) {
     auto text = read_file(*cli.config_path);
     if (!text) return std::unexpected(text.error());
+    if (auto ok = check_nesting(*cli.config_path, *text); !ok) return std::unexpected(ok.error());
     FileLoader loader(*cli.config_path, config);
     if (auto r = loader.load(*text); !r) return std::unexpected(r.error());
     if (loader.listen(kind)) listen = loader.listen(kind);

@@ -25,8 +25,24 @@ std::string_view log_program() noexcept {
 void write_log_line(std::string_view text) noexcept {
   try {
     std::string line;
-    line.reserve(program_name().size() + text.size() + 3);
-    line.append(program_name()).append(": ").append(text).push_back('\n');
+    const std::size_t shown = text.size() < kMaxLogText ? text.size() : kMaxLogText;
+    line.reserve(program_name().size() + shown + 48);
+    line.append(program_name()).append(": ");
+    // Input quoted in a message (a config value, a flag) may hold anything: control bytes and escape
+    // sequences are shown as \xNN, never passed to the terminal, and a huge value is cut short.
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (const char c : text.substr(0, shown)) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) {
+        line.append("\\x").push_back(kHex[u >> 4]);
+        line.push_back(kHex[u & 15]);
+      } else {
+        line.push_back(c);
+      }
+    }
+    if (shown < text.size())
+      line.append("... (").append(std::to_string(text.size() - shown)).append(" more bytes)");
+    line.push_back('\n');
     std::string_view rest = line;
     while (!rest.empty()) {
       const ssize_t n = ::write(STDERR_FILENO, rest.data(), rest.size());

@@ -20,7 +20,11 @@ namespace fiberio {
 void set_log_program(std::string_view program);
 std::string_view log_program() noexcept;
 
-// Writes "PROGRAM: text\n" to stderr in one call.
+// The most bytes of a line's text written; the rest is counted, not shown.
+inline constexpr std::size_t kMaxLogText = 1024;
+
+// Writes "PROGRAM: text\n" to stderr in one call, control bytes (< 0x20, 0x7f) escaped as \xNN, and the
+// text cut after kMaxLogText bytes.
 void write_log_line(std::string_view text) noexcept;
 
 template <class... Parts>

@@ -141,6 +141,46 @@ def config_file_errors_name_file_and_line():
     expect_bad(e, ["--config", os.path.dirname(missing)], os.path.dirname(missing))
 
 
+def hostile_config_files_refused():
+    """Config loading is hardened: what is not a small regular file, or is nested deeper than the parser's
+    stack allows, is refused with exit 2 at once (no hang, no crash), and input shown in a message can
+    neither reach the terminal as control bytes nor flood it."""
+    e = h.ECHO
+    deep = write("deep.toml", "[" + ".".join(["a"] * 50000) + "]\n")  # crashed the TOML parser (exit 139)
+    expect_bad(e, ["--config", deep], f"{deep}:1: nested deeper")
+    brackets = write("brackets.toml", "[runtime]\nthreads = " + "[" * 50000 + "\n")
+    expect_bad(e, ["--config", brackets], f"{brackets}:2: nested deeper")
+    floats = write("floats.toml", "[runtime]\nthreads = [" + ", ".join(["1.5"] * 200) + "]\n")
+    expect_bad(e, ["--config", floats], f"{floats}:2: runtime.threads")  # a long array is not deep
+    fifo = h.scratch("fifo.toml")
+    os.mkfifo(fifo)  # hung for ever, waiting for a writer
+    expect_bad(e, ["--config", fifo], "a FIFO")
+    expect_bad(e, ["--config", "/dev/zero"], "a character device")  # read until memory ran out
+    if os.path.exists("/proc/self/mem"):
+        expect_bad(e, ["--config", "/proc/self/mem"], "read error")  # was taken as an empty file
+    big = write("big.toml", "#" * (2 << 20) + "\n")
+    expect_bad(e, ["--config", big], "at most 1 MiB")
+    # A quoted key with an escape sequence, and a huge value: shown escaped, and cut short.
+    esc = write("escape.toml", "[runtime]\n\"\\u001b[31mred\" = 1\n")
+    line = expect_bad(e, ["--config", esc], f"{esc}:2")
+    check("\x1b" not in line and "\\x1b[31mred" in line, f"control byte not escaped: {line!r}")
+    long = write("long.toml", "[echo]\nlisten = \"" + "x" * 900_000 + "\"\n")
+    line = expect_bad(e, ["--config", long], f"{long}:2")
+    check(len(line) < 1200 and "more bytes" in line, f"a 900 kB value was echoed whole ({len(line)} bytes)")
+
+
+def help_and_version_refuse_what_comes_with_them():
+    """--help and --version are answered only for an otherwise valid line, and take no value."""
+    e = h.ECHO
+    expect_bad(e, ["--bogus", "--version"], "--bogus")  # printed the version and exited 0
+    expect_bad(e, ["--version", "--bogus"], "--bogus")
+    expect_bad(e, ["--version=8054"], "--version takes no value")
+    expect_bad(e, ["--help=x"], "--help takes no value")
+    expect_bad(e, ["--help", "--threads", "x"], "--threads")
+    rc, out, _ = h.run_to_exit(e, "--threads", "2", "--version")
+    check(rc == 0 and out.startswith("fiberio-echo "), f"--threads 2 --version: rc {rc}, stdout {out!r}")
+
+
 def help_and_version():
     for program in (h.ECHO, h.PROXY):
         rc, out, err = h.run_to_exit(program, "--help")
@@ -278,6 +318,8 @@ if __name__ == "__main__":
         bad_environment_exit_2,
         config_file_errors_name_file_and_line,
         help_and_version,
+        help_and_version_refuse_what_comes_with_them,
+        hostile_config_files_refused,
         address_in_use_exits_1,
         second_server_on_same_port_exits_1,
         address_not_bindable_exits_1,
