@@ -41,6 +41,7 @@ struct CliValues {
   std::optional<bool> work_stealing;
   std::vector<std::string> upstreams;  // empty: not given
   std::optional<std::uint32_t> connect_timeout_ms;
+  std::optional<std::uint32_t> response_timeout_ms;
   std::optional<std::uint32_t> idle_timeout_s;
 };
 
@@ -58,7 +59,8 @@ constexpr const char* kFooter =
     "Settings come from, in precedence: command line, environment (FIBERIO_THREADS, FIBERIO_BACKEND, "
     "FIBERIO_WORK_STEALING=true|false|1|0|on|off, FIBERIO_STACK_SIZE), the --config file ([runtime] threads, "
     "work_stealing, backend, stack_size; [echo] listen; [proxy] listen, upstreams, connect_timeout_ms, "
-    "idle_timeout_s; a regular file of at most 1 MiB), defaults. When ready, the program prints one line on "
+    "response_timeout_ms, idle_timeout_s; a regular file of at most 1 MiB), defaults. When ready, the "
+    "program prints one line on "
     "stdout, 'listening on HOST:PORT'. "
     "SIGINT/SIGTERM stop it (exit 0). Exit codes: 2 bad input, 1 cannot listen.\n";
 
@@ -82,7 +84,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   app.footer(kFooter);
 
   std::string config_path, listen, backend_text;
-  std::uint32_t threads = 0, connect_timeout_ms = 0, idle_timeout_s = 0;
+  std::uint32_t threads = 0, connect_timeout_ms = 0, response_timeout_ms = 0, idle_timeout_s = 0;
   bool steal = true;
   std::vector<std::string> upstreams;
 
@@ -109,6 +111,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
 
   CLI::Option* upstream_opt = nullptr;
   CLI::Option* connect_opt = nullptr;
+  CLI::Option* response_opt = nullptr;
   CLI::Option* idle_opt = nullptr;
   if (kind == AppKind::proxy) {
     upstream_opt = app.add_option("--upstream", upstreams,
@@ -120,10 +123,16 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
                                  "limit for connecting to an upstream (default 3000)")
                       ->type_name("MS")
                       ->check(unsigned_in(1, kMaxConnectTimeoutMs));
+    response_opt =
+        app.add_option("--response-timeout-ms", response_timeout_ms,
+                       "an upstream sent bytes must answer within MS, else the client is closed and "
+                       "the upstream marked down (0 = no limit; default 10000)")
+            ->type_name("MS")
+            ->check(unsigned_in(0, kMaxConnectTimeoutMs));
     idle_opt =
         app.add_option("--idle-timeout-s", idle_timeout_s,
-                       "close both sides after S seconds without a byte in either direction (0 = never, "
-                       "the default)")
+                       "close both sides after S seconds without a byte in either direction (0 = never; "
+                       "default 300)")
             ->type_name("S")
             ->check(unsigned_in(0, kMaxIdleTimeoutS));
   }
@@ -169,6 +178,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   if (steal_opt->count()) out.work_stealing = steal;
   if (upstream_opt && upstream_opt->count()) out.upstreams = upstreams;
   if (connect_opt && connect_opt->count()) out.connect_timeout_ms = connect_timeout_ms;
+  if (response_opt && response_opt->count()) out.response_timeout_ms = response_timeout_ms;
   if (idle_opt && idle_opt->count()) out.idle_timeout_s = idle_timeout_s;
   return std::nullopt;
 }
@@ -429,6 +439,10 @@ class FileLoader {
         auto n = integer(full, node, 1, kMaxConnectTimeoutMs);
         if (!n) return std::unexpected(n.error());
         config_.connect_timeout = std::chrono::milliseconds(*n);
+      } else if (name == "response_timeout_ms") {
+        auto n = integer(full, node, 0, kMaxConnectTimeoutMs);
+        if (!n) return std::unexpected(n.error());
+        config_.response_timeout = std::chrono::milliseconds(*n);
       } else if (name == "idle_timeout_s") {
         auto n = integer(full, node, 0, kMaxIdleTimeoutS);
         if (!n) return std::unexpected(n.error());
@@ -436,7 +450,7 @@ class FileLoader {
       } else {
         return fail(key.source(), "unknown key '" + name +
                                       "' in [proxy] (expected listen, upstreams, connect_timeout_ms, "
-                                      "idle_timeout_s)");
+                                      "response_timeout_ms, idle_timeout_s)");
       }
     }
     return {};
@@ -489,6 +503,7 @@ std::expected<AppConfig, Error> merge(AppKind kind, const CliValues& cli) {
     }
   }
   if (cli.connect_timeout_ms) config.connect_timeout = std::chrono::milliseconds(*cli.connect_timeout_ms);
+  if (cli.response_timeout_ms) config.response_timeout = std::chrono::milliseconds(*cli.response_timeout_ms);
   if (cli.idle_timeout_s) config.idle_timeout = std::chrono::seconds(*cli.idle_timeout_s);
 
   // 4. what must be there, and what must work

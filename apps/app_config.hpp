@@ -10,7 +10,7 @@
 // file, the line and the key:
 //   [runtime] threads, work_stealing, backend, stack_size
 //   [echo]    listen
-//   [proxy]   listen, upstreams, connect_timeout_ms, idle_timeout_s
+//   [proxy]   listen, upstreams, connect_timeout_ms, response_timeout_ms, idle_timeout_s
 // Both programs accept (and check) all three sections, so one file can serve both.
 // Every problem is reported as ONE line on stderr ("fiberio-echo: cfg.toml:3: unknown key 'thread' in
 // [runtime]") and yields exit code 2, before anything is bound. A backend that is not built in, or that
@@ -37,7 +37,9 @@ struct AppConfig {
   HostPort listen{};                                // where to accept; syntax checked, not resolved yet
   std::vector<HostPort> upstreams{};                // proxy: at least one, round-robin; echo: empty
   std::chrono::milliseconds connect_timeout{3000};  // proxy: per upstream connection attempt
-  std::chrono::seconds idle_timeout{0};             // proxy: 0 = never
+  // proxy: an upstream that has been sent bytes must answer within this (0 = no limit)
+  std::chrono::milliseconds response_timeout{10'000};
+  std::chrono::seconds idle_timeout{300};  // proxy: 0 = never
 };
 
 inline constexpr std::string_view kDefaultEchoListen = "127.0.0.1:7000";

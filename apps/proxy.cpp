@@ -41,14 +41,20 @@ void proxy_connection(TcpStream client, UpstreamPool& upstreams, const ProxyOpti
     }
     return;
   }
-  upstreams.succeeded(index);
   (void)client.set_nodelay(true);  // relay small messages (e.g. redis commands) without Nagle's delay
   (void)upstream->set_nodelay(true);
   CopyOptions copy;
   if (options.idle_timeout.count() > 0) copy.idle_timeout = options.idle_timeout;
-  // Ends at both ends of stream, an error (reset...) or the idle timeout; either way both sockets close
-  // when this returns. Nothing to log: those are the ordinary ways a connection ends.
-  (void)copy_bidirectional(client, *upstream, copy);
+  if (options.response_timeout.count() > 0) copy.response_timeout = options.response_timeout;
+  // Ends at both ends of stream, an error (reset...) or a timeout; either way both sockets close when this
+  // returns. Nothing to log but a hung upstream: the rest are the ordinary ways a connection ends.
+  // The upstream is judged by the relay, not by the connect: one that accepts and never answers is down.
+  auto relayed = copy_bidirectional(client, *upstream, copy);
+  if (!relayed && relayed.error() == NetErrc::no_response) {
+    upstreams.failed(index, relayed.error());
+  } else {
+    upstreams.succeeded(index);
+  }
 }
 
 }  // namespace fiberio

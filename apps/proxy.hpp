@@ -1,11 +1,14 @@
 // apps/proxy.hpp — one proxied connection: connect the client to the next upstream, then relay bytes both
 // ways until both directions have ended.
 //
-// The relay is net/copy.hpp's copy_bidirectional(): two direction fibers, splice(2) through a pipe (no
-// copy into user space), a half-close from either side passed on to the other, and an idle timeout that
-// ends both directions. Backpressure comes with it: a direction reads only what its pipe (64 KiB) can hold
-// and waits while the destination does not take it, so a client that sends without reading is stopped by
-// TCP flow control.
+// The relay is net/copy.hpp's copy_bidirectional(): two direction fibers, small messages by read/write and
+// large transfers by splice(2) through a pooled pipe, a half-close from either side passed on to the other,
+// and an idle timeout that ends both directions (so a connection whose client left half-open is reaped).
+// Backpressure comes with it: a direction reads only what its buffer or pipe can hold and waits while the
+// destination does not take it, so a client that sends without reading is stopped by TCP flow control.
+// An upstream that accepts and then does not answer within response_timeout of the client's first bytes
+// is reported to the pool like one that refuses: the client is closed and the upstream skipped for a
+// while, so a hung upstream does not keep taking clients.
 // An upstream that refuses, cannot be reached within connect_timeout, or whose name does not resolve: the
 // client's connection is closed at once, the upstream is reported to the UpstreamPool (which logs the
 // outage once and skips it for a while). A local shortage (EMFILE, ENOBUFS...) is not the upstream's
@@ -22,7 +25,8 @@ namespace fiberio {
 
 struct ProxyOptions {
   std::chrono::milliseconds connect_timeout{3000};
-  std::chrono::seconds idle_timeout{0};  // 0: never
+  std::chrono::milliseconds response_timeout{10'000};  // 0: no limit
+  std::chrono::seconds idle_timeout{300};              // 0: never
 };
 
 void proxy_connection(TcpStream client, UpstreamPool& upstreams, const ProxyOptions& options);

@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   auto mode = fiberio::accept_mode_from_env();
   if (!mode) return mode.error();
   fiberio::UpstreamPool upstreams(config->upstreams);
-  const fiberio::ProxyOptions options{config->connect_timeout, config->idle_timeout};
+  const fiberio::ProxyOptions options{config->connect_timeout, config->response_timeout,
+                                      config->idle_timeout};
   return fiberio::run_server(*config, {.accept_mode = *mode}, [&](fiberio::TcpStream client) {
     fiberio::proxy_connection(std::move(client), upstreams, options);
   });

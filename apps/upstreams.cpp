@@ -38,24 +38,30 @@ bool UpstreamPool::is_down(std::size_t index) const noexcept {
 
 void UpstreamPool::succeeded(std::size_t index) {
   Entry& e = entries_[index];
-  if (e.down_until.load(std::memory_order_relaxed) == 0) return;         // the common case: no write
-  if (e.down_until.exchange(0, std::memory_order_relaxed) == 0) return;  // another fiber logged it
-  const std::uint64_t failures = e.failures.exchange(0, std::memory_order_relaxed) + 1;
-  log_line("upstream ", e.address.to_string(), " works again (", failures, " failed connection attempt",
-           failures == 1 ? "" : "s", " while it was down)");
+  if (e.failures.load(std::memory_order_relaxed) == 0) return;  // the common case: no write
+  const std::uint64_t failures = e.failures.exchange(0, std::memory_order_relaxed);
+  if (failures == 0) return;  // another fiber logged it
+  e.down_until.store(0, std::memory_order_relaxed);
+  log_line("upstream ", e.address.to_string(), " works again (", failures, " failure",
+           failures == 1 ? "" : "s", " in a row before)");
+}
+
+std::chrono::seconds UpstreamPool::pause_after(std::uint64_t failures) noexcept {
+  const std::uint64_t doublings = failures > 16 ? 16 : failures - 1;
+  const auto pause = kFirstPause * (std::int64_t{1} << doublings);
+  return pause < kMaxPause ? pause : kMaxPause;
 }
 
 void UpstreamPool::failed(std::size_t index, const std::error_code& why) {
   Entry& e = entries_[index];
-  const Rep until =
-      now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(kRetryAfter).count();
-  if (e.down_until.exchange(until, std::memory_order_relaxed) != 0) {
-    e.failures.fetch_add(1, std::memory_order_relaxed);  // still down: already logged
-    return;
-  }
+  const std::uint64_t failures = e.failures.fetch_add(1, std::memory_order_relaxed) + 1;
+  const auto pause = pause_after(failures);
+  e.down_until.store(now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(pause).count(),
+                     std::memory_order_relaxed);
+  if (failures != 1) return;  // still down: the outage is logged once
   if (entries_.size() > 1) {
-    log_line("upstream ", e.address.to_string(), ": ", why.message(), "; skipping it for ",
-             kRetryAfter.count(), " s");
+    log_line("upstream ", e.address.to_string(), ": ", why.message(), "; skipping it for ", pause.count(),
+             " s (each further failure doubles the pause, up to ", kMaxPause.count(), " s)");
   } else {
     log_line("upstream ", e.address.to_string(), ": ", why.message(),
              "; clients are closed until it works again (it is retried at each new connection)");

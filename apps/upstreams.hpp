@@ -5,13 +5,15 @@
 //   auto i = pool.pick();                         // next in turn, skipping those marked down
 //   if (connected) pool.succeeded(i); else pool.failed(i, error);
 //
-// A failed connection attempt (refused, unreachable, timed out, name not found) marks its upstream down
-// for kRetryAfter (5 s): pick() skips it while another upstream is up. If all are down, pick() still
-// returns the one whose pause ends first, so that a lone upstream is retried at every connection, and
-// a recovered one is found again. Logging: one line when an upstream goes down (with its address and the
-// reason), nothing for further failures while it stays down, one line when it works again (with the
-// number of failures in between): an outage is logged once, not once per client.
-// Thread-safety: pick/succeeded/failed may be called from any fiber or thread at once (atomics only).
+// A failure (a connection attempt refused, unreachable, timed out or whose name does not resolve, or an
+// upstream that accepted and did not answer in time) marks its upstream down for a pause that doubles
+// with each failure in a row, from kFirstPause (2 s) to kMaxPause (30 s): pick() skips it while another
+// upstream is up, and tries it again once the pause is over (a success ends the outage). If all are down,
+// pick() still returns the one whose pause ends first, so that a lone upstream is retried at every
+// connection, and a recovered one is found again. Logging: one line when an upstream goes down (with its
+// address and the reason), nothing for further failures while it stays down, one line when it works again
+// (with the number of failures in between): an outage is logged once, not once per client. Thread-safety:
+// pick/succeeded/failed may be called from any fiber or thread at once (atomics only).
 #pragma once
 
 #include <fiberio/net/address.hpp>
@@ -27,7 +29,10 @@ namespace fiberio {
 
 class UpstreamPool {
  public:
-  static constexpr std::chrono::seconds kRetryAfter{5};
+  // After the n-th failure in a row an upstream is skipped for kFirstPause * 2^(n-1), at most kMaxPause.
+  static constexpr std::chrono::seconds kFirstPause{2};
+  static constexpr std::chrono::seconds kMaxPause{30};
+  static std::chrono::seconds pause_after(std::uint64_t failures) noexcept;  // failures >= 1
 
   explicit UpstreamPool(std::vector<HostPort> upstreams);  // at least one
 
@@ -45,7 +50,7 @@ class UpstreamPool {
   struct Entry {
     HostPort address;
     std::atomic<Rep> down_until{0};          // steady_clock ticks; 0: up
-    std::atomic<std::uint64_t> failures{0};  // failed attempts since it went down
+    std::atomic<std::uint64_t> failures{0};  // failures in a row (0: up)
   };
   static Rep now() noexcept { return std::chrono::steady_clock::now().time_since_epoch().count(); }
 

@@ -8,49 +8,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <vector>
 
 namespace fiberio {
 namespace {
-
-// The last time a byte moved in either direction, for the idle timeout.
-class Activity {
- public:
-  explicit Activity(std::optional<Clock::duration> idle) : idle_(idle) { touch(); }
-  // Whether there is an idle timeout at all. Without one, transfers skip the clock and the deadlines
-  // (a clock read per transfer would cost a tenth of a small relayed message).
-  bool timed() const noexcept { return idle_.has_value(); }
-  // After every transfer.
-  void touch() noexcept {
-    if (idle_) last_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-  }
-  // The deadline for the next blocking step.
-  std::optional<Deadline> deadline() const noexcept {
-    if (!idle_) return std::nullopt;
-    return Deadline(Clock::duration(last_.load(std::memory_order_relaxed))) + *idle_;
-  }
-  // A step timed out: true if nothing moved in either direction for idle_timeout (else the other
-  // direction kept the connection alive, and the step should wait again).
-  bool expired() const noexcept {
-    const auto d = deadline();
-    return d && Clock::now() >= *d;
-  }
-
- private:
-  const std::optional<Clock::duration> idle_;
-  std::atomic<Clock::rep> last_;
-};
-
-// Runs a blocking step with the idle deadline, waiting again while the other direction keeps moving.
-template <class Step>
-auto idle_aware(Activity& activity, Step&& step) {
-  for (;;) {
-    auto r = step(activity.deadline());
-    if (r || r.error() != std::errc::timed_out || activity.expired()) return r;
-  }
-}
 
 // A pipe for splice(2), both ends non-blocking. Empty whenever it is given back to the pool.
 struct Pipe {
@@ -148,34 +112,33 @@ class Direction {
   // Bytes of the stack buffer: a read that fills it starts bulk mode.
   static constexpr std::size_t kSmall = 4096;
 
-  Direction(StreamSocket& from, StreamSocket& to, const CopyOptions& options, Activity& activity)
+  Direction(StreamSocket& from, StreamSocket& to, const CopyOptions& options)
       : from_(from),
         to_(to),
         chunk_(options.chunk_size == 0 ? 64 * 1024 : options.chunk_size),
-        splice_(options.use_splice),
-        activity_(activity) {}
+        splice_(options.use_splice) {}
 
-  std::uint64_t moved() const noexcept { return moved_; }
+  // Any thread (the caller's watch reads it while the direction runs).
+  std::uint64_t moved() const noexcept { return moved_.load(std::memory_order_relaxed); }
 
   IoResult<void> run() {
-    if (auto r = activity_.timed() ? relay<true>() : relay<false>(); !r) return r;
+    if (auto r = relay(); !r) return r;
     // End of stream from the source: pass the half-close on. ENOTCONN: the peer is gone entirely.
     if (auto s = to_.shutdown_write(); !s && s.error() != std::errc::not_connected) return s;
     return {};
   }
 
  private:
-  // Until end of stream from the source (or an error). kTimed: with an idle timeout (Activity::timed()).
-  template <bool kTimed>
+  // Until end of stream from the source (or an error).
   IoResult<void> relay() {
     std::byte small[kSmall];
     for (;;) {
-      auto in = read<kTimed>({small, kSmall});
+      auto in = from_.read_some({small, kSmall});
       if (!in) return std::unexpected(in.error());
       if (*in == 0) return {};
-      if (auto w = write<kTimed>({small, *in}); !w) return w;
+      if (auto w = write({small, *in}); !w) return w;
       if (*in < kSmall) continue;
-      auto bulk = splice_ ? bulk_splice() : bulk_buffered<kTimed>();
+      auto bulk = splice_ ? bulk_splice() : bulk_buffered();
       if (!bulk) return std::unexpected(bulk.error());
       if (*bulk) return {};  // the source ended during it
     }
@@ -185,7 +148,7 @@ class Direction {
   // goes back to the pool, and small transfers go through the stack buffer again). True at end of stream.
   IoResult<bool> bulk_splice() {
     Pipe pipe = PipePool::take(chunk_);
-    if (!pipe) return activity_.timed() ? bulk_buffered<true>() : bulk_buffered<false>();  // e.g. EMFILE
+    if (!pipe) return bulk_buffered();  // e.g. EMFILE: copy through memory
     if (!sigpipe_checked_) {
       mask_sigpipe_ = !sigpipe_ignored();
       sigpipe_checked_ = true;
@@ -194,37 +157,31 @@ class Direction {
     auto r = [&]() -> IoResult<bool> {
       for (;;) {
         // The pipe is empty here, so EAGAIN can only mean "the source has no data": wait for it.
-        auto in = idle_aware(activity_, [&](std::optional<Deadline> deadline) {
-          return from_.async_fd().io_some(
-              Interest::read,
-              [&] {
-                return ::splice(from_.fd(), nullptr, pipe.write, nullptr, chunk_,
-                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-              },
-              chunk_, deadline);
-        });
+        auto in = from_.async_fd().io_some(
+            Interest::read,
+            [&] {
+              return ::splice(from_.fd(), nullptr, pipe.write, nullptr, chunk_,
+                              SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            },
+            chunk_);
         if (!in) {
           if (in.error() == std::errc::invalid_argument && spliced_ == 0) {
             splice_ = false;  // this stream refuses splice: stay with read/write from now on
-            return activity_.timed() ? bulk_buffered<true>() : bulk_buffered<false>();
+            return bulk_buffered();
           }
           return std::unexpected(in.error());
         }
         if (*in == 0) return true;
-        activity_.touch();
         // Drain the pipe into the destination; EAGAIN now means "the destination is full".
         pending = static_cast<std::size_t>(*in);
         while (pending > 0) {
-          auto out = idle_aware(activity_, [&](std::optional<Deadline> deadline) {
-            return to_.async_fd().io_some(
-                Interest::write, [&] { return splice_out(pipe.read, to_.fd(), pending, mask_sigpipe_); },
-                pending, deadline);
-          });
+          auto out = to_.async_fd().io_some(
+              Interest::write, [&] { return splice_out(pipe.read, to_.fd(), pending, mask_sigpipe_); },
+              pending);
           if (!out) return std::unexpected(out.error());
           pending -= static_cast<std::size_t>(*out);
-          moved_ += static_cast<std::uint64_t>(*out);
+          count(static_cast<std::size_t>(*out));
           spliced_ += static_cast<std::uint64_t>(*out);
-          activity_.touch();
         }
         if (static_cast<std::size_t>(*in) < chunk_) return false;  // the source drained: small again
       }
@@ -234,49 +191,33 @@ class Direction {
   }
 
   // Bulk mode through a heap buffer of chunk_size, until a read comes back short. True at end of stream.
-  template <bool kTimed>
   IoResult<bool> bulk_buffered() {
     if (!buffer_) buffer_ = std::make_unique<std::byte[]>(chunk_);  // on the heap: stacks are small
     for (;;) {
-      auto in = read<kTimed>({buffer_.get(), chunk_});
+      auto in = from_.read_some({buffer_.get(), chunk_});
       if (!in) return std::unexpected(in.error());
       if (*in == 0) return true;
-      if (auto w = write<kTimed>({buffer_.get(), *in}); !w) return std::unexpected(w.error());
+      if (auto w = write({buffer_.get(), *in}); !w) return std::unexpected(w.error());
       if (*in < chunk_) return false;
     }
   }
 
-  // Inline, as the socket calls under them: a relayed message costs one read and one write, no calls.
-  template <bool kTimed>
-  [[gnu::always_inline]] IoResult<std::size_t> read(std::span<std::byte> into) {
-    if constexpr (!kTimed) {
-      return from_.read_some(into);  // the usual case: no clock, no deadline
-    } else {
-      auto in = idle_aware(activity_,
-                           [&](std::optional<Deadline> deadline) { return from_.read_some(into, deadline); });
-      if (in && *in > 0) activity_.touch();
-      return in;
-    }
-  }
-
-  template <bool kTimed>
+  // Inline, as the socket calls under it: a relayed message costs one read and one write, no calls.
   [[gnu::always_inline]] IoResult<void> write(std::span<const std::byte> rest) {
     for (;;) {  // `rest` is never empty: reads that returned 0 bytes ended the relay
-      IoResult<std::size_t> out;
-      if constexpr (kTimed) {
-        out = idle_aware(activity_,
-                         [&](std::optional<Deadline> deadline) { return to_.write_some(rest, deadline); });
-      } else {
-        out = to_.write_some(rest);
-      }
+      auto out = to_.write_some(rest);
       if (!out) [[unlikely]]
         return std::unexpected(out.error());
-      moved_ += *out;
-      if constexpr (kTimed) activity_.touch();
+      count(*out);
       if (*out == rest.size()) [[likely]]
         return {};
       rest = rest.subspan(*out);
     }
+  }
+
+  // This direction's fiber is the only writer of moved_; the caller's watch reads it from any thread.
+  void count(std::size_t bytes) noexcept {
+    moved_.store(moved_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
   }
 
   StreamSocket& from_;
@@ -285,17 +226,73 @@ class Direction {
   bool splice_;                   // bulk mode splices (until a stream refuses it)
   bool sigpipe_checked_ = false;  // mask_sigpipe_ is known (looked up when this direction first splices)
   bool mask_sigpipe_ = true;
-  Activity& activity_;
   std::unique_ptr<std::byte[]> buffer_;  // bulk mode without splice; made on first use
-  std::uint64_t moved_ = 0;
+  std::atomic<std::uint64_t> moved_{0};
   std::uint64_t spliced_ = 0;  // of moved_, the bytes that went through the pipe
+};
+
+// The caller's watch over the two directions' byte counts, for the idle and response timeouts. It looks
+// every quarter of the shorter timeout it still watches, so a timeout fires between its length and 1.25
+// times it, never early; the directions themselves read no clock and arm no timer (a per-transfer deadline
+// would cost a clock read and a timer insert and cancel per message).
+class Watch {
+ public:
+  Watch(const CopyOptions& options, const Direction& a_to_b, const Direction& b_to_a)
+      : idle_(options.idle_timeout), response_(options.response_timeout), a_to_b_(a_to_b), b_to_a_(b_to_a) {
+    last_change_ = Clock::now();
+  }
+
+  // When to look next: in a quarter of the shorter timeout still to watch (the response timeout only
+  // until b has answered); nullopt: never (none set, or the copy is already being stopped).
+  std::optional<Deadline> next() const noexcept {
+    if (stopped_) return std::nullopt;
+    Clock::duration shortest = idle_.value_or(Clock::duration::max());
+    if (response_ && !answered_) shortest = std::min(shortest, *response_);
+    if (shortest == Clock::duration::max()) return std::nullopt;
+    return Clock::now() + std::max<Clock::duration>(shortest / 4, std::chrono::milliseconds(1));
+  }
+
+  // A look: the error to stop the copy with, if a timeout has passed.
+  std::optional<std::error_code> look() {
+    const Deadline now = Clock::now();
+    const std::uint64_t up = a_to_b_.moved(), down = b_to_a_.moved();
+    if (up + down != last_total_) {
+      last_total_ = up + down;
+      last_change_ = now;
+    } else if (idle_ && now - last_change_ >= *idle_) {
+      return stop(std::make_error_code(std::errc::timed_out));
+    }
+    if (down > 0) answered_ = true;
+    if (response_ && up > 0 && down == 0) {
+      if (sent_seen_ == Deadline::max()) {
+        sent_seen_ = now;
+      } else if (now - sent_seen_ >= *response_) {
+        return stop(make_error_code(NetErrc::no_response));
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  std::error_code stop(std::error_code why) noexcept {
+    stopped_ = true;
+    return why;
+  }
+
+  const std::optional<Clock::duration> idle_, response_;
+  const Direction& a_to_b_;
+  const Direction& b_to_a_;
+  std::uint64_t last_total_ = 0;
+  Deadline last_change_;                  // when a look last saw the counts move (or the copy started)
+  Deadline sent_seen_ = Deadline::max();  // when a look first saw bytes sent to b and none back
+  bool answered_ = false;                 // a look saw bytes from b
+  bool stopped_ = false;
 };
 
 }  // namespace
 
 IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const CopyOptions& options) {
-  Activity activity(options.idle_timeout);
-  Direction directions[2] = {Direction(a, b, options, activity), Direction(b, a, options, activity)};
+  Direction directions[2] = {Direction(a, b, options), Direction(b, a, options)};
   IoResult<void> results[2] = {std::unexpected(std::make_error_code(std::errc::operation_canceled)),
                                std::unexpected(std::make_error_code(std::errc::operation_canceled))};
   Channel<int> finished(2);  // each direction reports its index once, however it ends
@@ -320,11 +317,25 @@ IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const 
       if (h.joinable()) throw;
     }
   };
-  int first = 0;
+  int first = -1;
+  std::optional<std::error_code> stopped;  // why the watch stopped the copy (a timeout), if it did
   bool caller_cancelled = false;
   try {
-    first = *finished.recv();
-    if (!results[first]) fibers[1 - first].cancel();
+    // Until both directions have reported: the first error cancels the other direction; a timeout,
+    // seen by the watch, cancels both.
+    Watch watch(options, directions[0], directions[1]);
+    for (int reported = 0; reported < 2;) {
+      const auto look_at = watch.next();
+      const auto index = look_at ? finished.recv_until(*look_at) : finished.recv();
+      if (index) {
+        if (first < 0) first = *index;
+        ++reported;
+        if (!results[*index]) fibers[1 - *index].cancel();
+      } else if ((stopped = watch.look())) {
+        fibers[0].cancel();
+        fibers[1].cancel();
+      }
+    }
     join(fibers[0]);
     join(fibers[1]);
   } catch (const Cancelled&) {
@@ -346,6 +357,7 @@ IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const 
     }
     throw Cancelled{};
   }
+  if (stopped) return std::unexpected(*stopped);
   // The first direction to fail is the cause; the other one was cancelled because of it.
   if (!results[first]) return std::unexpected(results[first].error());
   if (!results[1 - first]) return std::unexpected(results[1 - first].error());

@@ -22,8 +22,11 @@
 // ignores SIGPIPE (looked up when a direction first splices), it just fails with EPIPE; otherwise the
 // write blocks SIGPIPE in the calling thread around the call and consumes the one it raised. Either way
 // the error comes back as errc::broken_pipe like every other write's.
-// Idle timeout: with idle_timeout set, no byte moving in either direction for that long ends the copy
-// with errc::timed_out (both directions are stopped).
+// Timeouts: with idle_timeout set, no byte moving in either direction for that long ends the copy with
+// errc::timed_out; with response_timeout set, b not sending a byte back within that long after a's first
+// bytes reached it ends it with NetErrc::no_response (both directions are stopped either way). The
+// calling fiber watches the byte counts every quarter of the shorter timeout, so a timeout ends the copy
+// between its length and 1.25 times it; the transfers themselves read no clock and arm no timer.
 // Errors, cancellation: net/error.hpp; a cancelled caller cancels both directions and waits for them.
 // Thread-safety: a and b must not be read or written by anyone else during the call.
 // Invariant: when copy_bidirectional returns (or throws), neither direction fiber is running any more.
@@ -43,6 +46,9 @@ struct CopyOptions {
   bool use_splice = true;              // false: large transfers too go through a buffer
   std::size_t chunk_size = 64 * 1024;  // bytes per splice/read in a large transfer (and the pipe's size)
   std::optional<Clock::duration> idle_timeout{};  // nullopt: never
+  // Once bytes have gone from a to b, b must send its first byte back within this, or the copy ends
+  // with NetErrc::no_response (a proxy's upstream that accepts and never answers). nullopt: no limit.
+  std::optional<Clock::duration> response_timeout{};
 };
 
 struct CopyResult {

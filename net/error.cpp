@@ -18,6 +18,8 @@ class NetCategory final : public std::error_category {
         return "stream ended in the middle of a message";
       case NetErrc::signals_not_blocked:
         return "signal not blocked in this thread: call fiberio::block_signals() before starting the Runtime";
+      case NetErrc::no_response:
+        return "no response: the peer sent nothing back in time";
     }
     return "unknown fiberio.net error " + std::to_string(value);
   }

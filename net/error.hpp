@@ -30,6 +30,7 @@ enum class NetErrc : int {
   eof = 1,              // the stream ended before the first byte of a read_exact
   unexpected_eof,       // the stream ended in the middle of a read_exact
   signals_not_blocked,  // SignalListener::open: a signal is not blocked in this thread (see signals.hpp)
+  no_response,          // copy_bidirectional: b sent nothing back within CopyOptions::response_timeout
 };
 
 const std::error_category& net_category() noexcept;

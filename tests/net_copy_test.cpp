@@ -322,3 +322,65 @@ TEST_CASE("copy: messages of every size across the small/large switch, intact; s
     }
   });
 }
+
+TEST_CASE(
+    "copy: a peer that never answers ends the copy with no_response; one that answers in time does not") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::block_on(
+        [] {
+          // The server reads the request and stays silent (a hung upstream).
+          Relay r = make_relay();
+          const auto start = fiberio::Clock::now();
+          auto proxy = fiberio::spawn([&] {
+            return fiberio::copy_bidirectional(r.downstream, r.upstream, {.response_timeout = 100ms});
+          });
+          REQUIRE(r.client.write_all("request"));
+          std::array<std::byte, 7> request;
+          REQUIRE(r.server.read_exact(request, fiberio::Clock::now() + 5s));
+          auto silent = proxy.join();
+          REQUIRE_FALSE(silent);
+          CHECK(silent.error() == fiberio::NetErrc::no_response);
+          CHECK(fiberio::Clock::now() - start >= 100ms);
+
+          // A server that answers after 30 ms is within the limit; the copy then runs on until both
+          // ends close, however long that takes (the limit is on the first answer only).
+          Relay r2 = make_relay();
+          auto proxy2 = fiberio::spawn([&] {
+            return fiberio::copy_bidirectional(r2.downstream, r2.upstream, {.response_timeout = 100ms});
+          });
+          REQUIRE(r2.client.write_all("request"));
+          REQUIRE(r2.server.read_exact(request, fiberio::Clock::now() + 5s));
+          fiberio::sleep_for(30ms);
+          REQUIRE(r2.server.write_all("answer"));
+          std::array<std::byte, 6> answer;
+          REQUIRE(r2.client.read_exact(answer, fiberio::Clock::now() + 5s));
+          fiberio::sleep_for(250ms);  // silence from both sides now: no idle timeout was set
+          REQUIRE(r2.client.shutdown_write());
+          REQUIRE(r2.server.shutdown_write());
+          auto moved = proxy2.join();
+          REQUIRE_MESSAGE(moved, moved.error().message());
+          CHECK(moved->a_to_b == 7u);
+          CHECK(moved->b_to_a == 6u);
+        },
+        fiberio::Config{.backend = kind});
+  });
+}
+
+TEST_CASE("copy: after a half-close, a side that never answers is reaped by the idle timeout") {
+  fiberio::block_on([] {
+    Relay r = make_relay();
+    const auto start = fiberio::Clock::now();
+    auto proxy = fiberio::spawn(
+        [&] { return fiberio::copy_bidirectional(r.downstream, r.upstream, {.idle_timeout = 80ms}); });
+    REQUIRE(r.client.write_all("bye"));
+    REQUIRE(r.client.shutdown_write());  // the client is done; the server reads and never answers
+    std::array<std::byte, 3> got;
+    REQUIRE(r.server.read_exact(got, fiberio::Clock::now() + 5s));
+    auto moved = proxy.join();
+    REQUIRE_FALSE(moved);
+    CHECK(moved.error() == std::errc::timed_out);
+    const auto took = fiberio::Clock::now() - start;
+    CHECK(took >= 80ms);
+    CHECK(took < 5s);
+  });
+}

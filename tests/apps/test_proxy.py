@@ -186,6 +186,42 @@ def failed_upstream_is_skipped():
     stop_ok(echo)
 
 
+def silent_upstream_is_ejected():
+    """An upstream that accepts and reads but never answers: the client waiting on it is closed after
+    --response-timeout-ms, the upstream is marked down (logged once), and the next clients go to the one
+    that answers. Before, only connect failures counted: a third of clients hung on such an upstream."""
+    def silent(conn):
+        while conn.recv(4096):
+            pass
+    hung = Upstream(silent)
+    echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
+    proxy = start_proxy(hung.hostport, echo.hostport, extra=["--response-timeout-ms", "300"])
+    closed, served = 0, 0
+    for i in range(6):
+        with h.connect(proxy.address) as s:
+            s.sendall(b"q%d" % i)
+            start = time.monotonic()
+            s.settimeout(h.bound(10))
+            try:
+                reply = s.recv(10)
+            except ConnectionResetError:
+                reply = b""
+            if reply == b"q%d" % i:
+                served += 1
+            else:
+                closed += 1
+                waited = time.monotonic() - start
+                check(0.25 <= waited < h.bound(5), f"the hung upstream's client was closed after {waited:.2f} s")
+    check(closed == 1, f"{closed} clients went to the hung upstream: it was not ejected")
+    check(served == 5, f"only {served} clients served")
+    lines = [l for l in proxy.stderr_text().splitlines() if hung.hostport in l]
+    check(len(lines) == 1 and "no response" in lines[0] and "skipping" in lines[0], f"log about {hung.hostport}: {lines}")
+    hung.close()
+    stop_ok(proxy)
+    stop_ok(echo)
+    return f"client of the hung upstream closed after the timeout; {served} others served"
+
+
 def unresponsive_upstream_times_out():
     # An upstream whose accept queue is full drops SYNs: connect() would wait for minutes. With
     # --connect-timeout-ms 300 the client must be closed soon after, and the proxy keeps serving.
@@ -315,6 +351,7 @@ if __name__ == "__main__":
         round_robin,
         refused_upstream_closes_client_and_logs_once,
         failed_upstream_is_skipped,
+        silent_upstream_is_ejected,
         unresponsive_upstream_times_out,
         idle_timeout_closes_both_sides,
         client_that_does_not_read,
