@@ -34,6 +34,7 @@ constexpr std::uint32_t kMaxIdleTimeoutS = 7 * 24 * 3600;  // one week
 
 // What the command line said; an option that was not given stays empty (lower layers then decide).
 struct CliValues {
+  bool check = false;  // --check: validate everything, report, exit
   std::optional<std::string> config_path;
   std::optional<std::string> listen;
   std::optional<std::uint32_t> threads;
@@ -89,6 +90,11 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   std::vector<std::string> upstreams;
 
   auto* config_opt = app.add_option("--config", config_path, "TOML config file")->type_name("FILE");
+  bool check = false;
+  auto* check_opt =
+      app.add_flag("--check", check,
+                   "check the configuration (flags, environment, file) and exit: 0 and a summary "
+                   "on stdout if it is valid, 2 and the problem if not");
   auto* listen_opt =
       app.add_option("--listen", listen,
                      kind == AppKind::echo ? "address to listen on (default 127.0.0.1:7000; port 0: "
@@ -171,6 +177,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
     return 0;
   }
 
+  out.check = check_opt->count() != 0 && check;
   if (config_opt->count()) out.config_path = config_path;
   if (listen_opt->count()) out.listen = listen;
   if (threads_opt->count()) out.threads = threads;
@@ -538,6 +545,14 @@ std::expected<AppConfig, int> load_app_config(AppKind kind, int argc, char** arg
     if (!config) {
       log_line(config.error());
       return std::unexpected(2);
+    }
+    if (cli.check) {
+      std::cout << "configuration OK: listen " << config->listen.to_string() << ", "
+                << describe_runtime(config->runtime);
+      for (std::size_t i = 0; i < config->upstreams.size(); ++i)
+        std::cout << (i == 0 ? ", upstreams " : ",") << config->upstreams[i].to_string();
+      std::cout << std::endl;
+      return std::unexpected(0);
     }
     return std::move(*config);
   } catch (const std::exception& e) {  // e.g. std::bad_alloc while reading a huge file

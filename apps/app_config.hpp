@@ -45,9 +45,9 @@ struct AppConfig {
 inline constexpr std::string_view kDefaultEchoListen = "127.0.0.1:7000";
 inline constexpr std::uint32_t kDefaultConnectTimeoutMs = 3000;
 
-// Parses the command line, reads the config file and the environment, and checks the result. On --help or
-// --version: prints to stdout, returns unexpected(0). On bad input: prints one line to stderr, returns
-// unexpected(2).
+// Parses the command line, reads the config file and the environment, and checks the result. On --help,
+// --version or --check (of a valid configuration): prints to stdout, returns unexpected(0). On bad input:
+// prints one line to stderr, returns unexpected(2).
 std::expected<AppConfig, int> load_app_config(AppKind kind, int argc, char** argv);
 
 // One line for the log: "2 threads, backend epoll, work stealing on, 64 KiB stacks".

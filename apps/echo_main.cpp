@@ -11,14 +11,18 @@
 int main(int argc, char** argv) {
   fiberio::set_log_program("fiberio-echo");
   // First, before any thread exists: every thread must block them for the signalfd to see them.
-  if (auto error = fiberio::block_signals({SIGINT, SIGTERM})) {
-    fiberio::log_line("cannot block SIGINT/SIGTERM: ", error.message());
+  if (auto error = fiberio::block_signals({SIGINT, SIGTERM, SIGHUP, SIGUSR1})) {
+    fiberio::log_line("cannot block SIGINT, SIGTERM, SIGHUP and SIGUSR1: ", error.message());
     return 1;
   }
   auto config = fiberio::load_app_config(fiberio::AppKind::echo, argc, argv);
   if (!config) return config.error();
   auto mode = fiberio::accept_mode_from_env();
   if (!mode) return mode.error();
-  return fiberio::run_server(*config, {.accept_mode = *mode},
+  const fiberio::ServerOptions server{
+      .accept_mode = *mode, .check_config = [argc, argv] {
+        return fiberio::load_app_config(fiberio::AppKind::echo, argc, argv).has_value();
+      }};
+  return fiberio::run_server(*config, server,
                              [](fiberio::TcpStream stream) { fiberio::echo_connection(std::move(stream)); });
 }

@@ -12,8 +12,8 @@
 int main(int argc, char** argv) {
   fiberio::set_log_program("fiberio-proxy");
   // First, before any thread exists: every thread must block them for the signalfd to see them.
-  if (auto error = fiberio::block_signals({SIGINT, SIGTERM})) {
-    fiberio::log_line("cannot block SIGINT/SIGTERM: ", error.message());
+  if (auto error = fiberio::block_signals({SIGINT, SIGTERM, SIGHUP, SIGUSR1})) {
+    fiberio::log_line("cannot block SIGINT, SIGTERM, SIGHUP and SIGUSR1: ", error.message());
     return 1;
   }
   auto config = fiberio::load_app_config(fiberio::AppKind::proxy, argc, argv);
@@ -23,7 +23,11 @@ int main(int argc, char** argv) {
   fiberio::UpstreamPool upstreams(config->upstreams);
   const fiberio::ProxyOptions options{config->connect_timeout, config->response_timeout,
                                       config->idle_timeout};
-  return fiberio::run_server(*config, {.accept_mode = *mode}, [&](fiberio::TcpStream client) {
+  const fiberio::ServerOptions server{
+      .accept_mode = *mode, .check_config = [argc, argv] {
+        return fiberio::load_app_config(fiberio::AppKind::proxy, argc, argv).has_value();
+      }};
+  return fiberio::run_server(*config, server, [&](fiberio::TcpStream client) {
     fiberio::proxy_connection(std::move(client), upstreams, options);
   });
 }

@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include <fiberio/executor/cancelled.hpp>
+#include <fiberio/net/blocking_pool.hpp>
 #include <fiberio/net/signals.hpp>
 #include <fiberio/runtime/runtime.hpp>
 #include "log.hpp"
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <vector>
 
 #ifndef FIBERIO_VERSION
@@ -122,10 +124,25 @@ void join_cancelled(JoinHandle<void>& handle) {
 }
 
 // The server's main fiber: accept until a signal, then shut down. Returns the exit code.
-int serve(const AppConfig& config, const ServerOptions& options, Listeners& listeners, Shared& shared) {
-  auto signals = SignalListener::open({SIGINT, SIGTERM});
+// SIGUSR1's line: the open connections, then each worker's counters.
+void log_stats(const Runtime& runtime, const Shared& shared) {
+  std::ostringstream line;
+  line << "stats: " << shared.tracker.live() << " connection(s) open";
+  const auto workers = runtime.stats();
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    const WorkerStats& w = workers[i];
+    line << "; worker " << i << ": " << w.fibers_run << " fiber runs, " << w.io_events << " I/O events, "
+         << w.parks << " parks, " << w.steals << " steals (" << w.fibers_stolen << " fibers), "
+         << w.fds_registered << " fds, " << w.timers_pending << " timers";
+  }
+  log_line(line.str());
+}
+
+int serve(Runtime& runtime, const AppConfig& config, const ServerOptions& options, Listeners& listeners,
+          Shared& shared) {
+  auto signals = SignalListener::open({SIGINT, SIGTERM, SIGHUP, SIGUSR1});
   if (!signals) {
-    log_line("cannot wait for SIGINT/SIGTERM: ", signals.error().message());
+    log_line("cannot wait for signals: ", signals.error().message());
     return 1;
   }
   const std::uint32_t workers = config.runtime.threads;
@@ -144,6 +161,18 @@ int serve(const AppConfig& config, const ServerOptions& options, Listeners& list
   std::cout << "listening on " << listeners.local.to_string() << std::endl;  // the ready line, flushed
 
   auto signo = signals->wait();
+  while (signo && (*signo == SIGUSR1 || *signo == SIGHUP)) {
+    if (*signo == SIGUSR1) {
+      log_stats(runtime, shared);
+    } else if (!options.check_config) {
+      log_line("SIGHUP: ignored (no live reload: restart to change the configuration)");
+    } else if (spawn_blocking(options.check_config)) {
+      log_line("SIGHUP: the configuration is valid; it takes effect at the next start (no live reload)");
+    } else {
+      log_line("SIGHUP: the configuration has errors (above); still running with the one loaded at start");
+    }
+    signo = signals->wait();
+  }
   const char* why = signo ? ::strsignal(*signo) : "signal wait failed";
   log_line(why, ": stopping; ", shared.tracker.live(), " connection(s) open");
   for (auto& a : acceptors)
@@ -188,7 +217,7 @@ int run_server(const AppConfig& config, const ServerOptions& options, Connection
   Shared shared{handler, tracker};
   try {
     Runtime runtime(config.runtime);
-    return runtime.block_on([&] { return serve(config, options, *listeners, shared); });
+    return runtime.block_on([&] { return serve(runtime, config, options, *listeners, shared); });
   } catch (const std::exception& e) {
     log_line("cannot run: ", e.what());
     return 1;

@@ -17,9 +17,14 @@
 //     listener accepted it, in reuseport mode); accept() itself rides out fd exhaustion (EMFILE);
 //  4. on SIGINT/SIGTERM: stops accepting and closes the listeners, waits up to `grace` for the open
 //     connections to end by themselves, then cancels the rest (their fibers unwind and close their
-//     sockets) and returns 0 — well within 2 s.
-// The caller must have blocked SIGINT and SIGTERM (block_signals) before any thread was created: the
-// signals are read from a signalfd (net/signals.hpp). SIGPIPE is ignored (writes use MSG_NOSIGNAL anyway).
+//     sockets) and returns 0 — well within 2 s;
+//  5. on SIGUSR1: logs one line with the open connections and each worker's counters (Runtime::stats());
+//     on SIGHUP: checks the configuration again (check_config) and logs whether it is valid. Neither
+//     stops the server; a changed configuration takes effect at the next start (there is no live reload,
+//     and no log file to reopen: the log is stderr).
+// The caller must have blocked SIGINT, SIGTERM, SIGHUP and SIGUSR1 (block_signals) before any thread was
+// created: the signals are read from a signalfd (net/signals.hpp). SIGPIPE is ignored (writes use
+// MSG_NOSIGNAL anyway).
 // Thread-safety: call once, from main(). The handler runs on any worker, many at once: it must be
 // thread-safe; it owns the stream it is given.
 #pragma once
@@ -38,6 +43,9 @@ namespace fiberio {
 struct ServerOptions {
   AcceptMode accept_mode = AcceptMode::single;
   std::chrono::milliseconds grace{1000};  // how long open connections may finish after a signal
+  // On SIGHUP: loads the configuration again (logging what is wrong with it) and says whether it is valid.
+  // Runs on the blocking pool. Empty: SIGHUP is only logged.
+  std::function<bool()> check_config{};
 };
 
 using ConnectionHandler = std::function<void(TcpStream)>;

@@ -181,6 +181,20 @@ def help_and_version_refuse_what_comes_with_them():
     check(rc == 0 and out.startswith("fiberio-echo "), f"--threads 2 --version: rc {rc}, stdout {out!r}")
 
 
+def check_mode_and_the_shipped_example():
+    """--check validates everything and exits (0 and a summary on stdout, 2 and the problem on stderr),
+    listening on nothing; docs/fiberio.example.toml, the shipped example, passes it for both programs."""
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "fiberio.example.toml")
+    for program in (h.ECHO, h.PROXY):
+        rc, out, err = h.run_to_exit(program, "--config", example, "--check")
+        check(rc == 0 and out.startswith("configuration OK: listen "), f"--check of the example: rc {rc}, {out!r} {err!r}")
+    rc, out, _ = h.run_to_exit(h.PROXY, "--check", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1,127.0.0.1:2")
+    check(rc == 0 and "upstreams 127.0.0.1:1,127.0.0.1:2" in out, f"--check: rc {rc}, {out!r}")
+    expect_bad(h.PROXY, ["--check", "--listen", "127.0.0.1:0"], "no upstream")
+    cfg = write("check-bad.toml", "[runtime]\nthreads = 0\n")
+    expect_bad(h.ECHO, ["--check", "--config", cfg], f"{cfg}:2")
+
+
 def help_and_version():
     for program in (h.ECHO, h.PROXY):
         rc, out, err = h.run_to_exit(program, "--help")
@@ -318,6 +332,7 @@ if __name__ == "__main__":
         bad_environment_exit_2,
         config_file_errors_name_file_and_line,
         help_and_version,
+        check_mode_and_the_shipped_example,
         help_and_version_refuse_what_comes_with_them,
         hostile_config_files_refused,
         address_in_use_exits_1,

@@ -119,10 +119,47 @@ def proxy_with_active_relays():
     return f"proxy exit after {took:.2f} s with 21 open relays"
 
 
+def usr1_logs_stats_and_hup_checks_the_config():
+    """SIGUSR1 and SIGHUP do not stop a server (they killed it, exit 138 and 129): USR1 logs the open
+    connections and each worker's counters, HUP checks the configuration again and says whether it is
+    valid; the server keeps serving, and SIGTERM still stops it."""
+    cfg = h.scratch("hup.toml")
+    with open(cfg, "w") as f:
+        f.write("[runtime]\nthreads = 2\n")
+    server = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--config", cfg)
+    with h.connect(server.address) as s:
+        s.sendall(b"x")
+        check(s.recv(1) == b"x", "no echo")
+
+        def logged(text, limit=5.0):
+            end = time.monotonic() + h.bound(limit)
+            while time.monotonic() < end:
+                if text in server.stderr_text():
+                    return True
+                time.sleep(0.05)
+            return False
+
+        server.proc.send_signal(signal.SIGUSR1)
+        check(logged("stats: 1 connection(s) open; worker 0: "), f"no stats line: {server.stderr_text()}")
+        server.proc.send_signal(signal.SIGHUP)
+        check(logged("SIGHUP: the configuration is valid"), f"no SIGHUP line: {server.stderr_text()}")
+        with open(cfg, "w") as f:
+            f.write("[runtime]\nthreads = 0\n")
+        server.proc.send_signal(signal.SIGHUP)
+        check(logged("SIGHUP: the configuration has errors"), f"no SIGHUP error: {server.stderr_text()}")
+        check(f"{cfg}:2" in server.stderr_text(), f"the error does not name the line: {server.stderr_text()}")
+        check(server.alive(), "the server died on SIGUSR1/SIGHUP")
+        s.sendall(b"y")
+        check(s.recv(1) == b"y", "no echo after the signals")
+    stop_and_time(server, signal.SIGTERM)
+    return "USR1 logged the counters, HUP checked the file twice (valid, then not), still serving"
+
+
 if __name__ == "__main__":
     h.run([
         no_connections,
         echo_with_idle_connections,
         in_flight_connection_finishes,
         proxy_with_active_relays,
+        usr1_logs_stats_and_hup_checks_the_config,
     ])
