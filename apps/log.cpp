@@ -1,8 +1,10 @@
 #include "log.hpp"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 namespace fiberio {
 namespace {
@@ -12,22 +14,13 @@ std::string& program_name() {
   return name;
 }
 
-}  // namespace
-
-void set_log_program(std::string_view program) {
-  program_name() = program;
-}
-
-std::string_view log_program() noexcept {
-  return program_name();
-}
-
-void write_log_line(std::string_view text) noexcept {
+// "PROGRAM: " + header + text (escaped, cut short) + "\n", in one write(2).
+void write_line(std::string_view header, std::string_view text) noexcept {
   try {
     std::string line;
     const std::size_t shown = text.size() < kMaxLogText ? text.size() : kMaxLogText;
-    line.reserve(program_name().size() + shown + 48);
-    line.append(program_name()).append(": ");
+    line.reserve(program_name().size() + header.size() + shown + 48);
+    line.append(program_name()).append(": ").append(header);
     // Input quoted in a message (a config value, a flag) may hold anything: control bytes and escape
     // sequences are shown as \xNN, never passed to the terminal, and a huge value is cut short.
     static constexpr char kHex[] = "0123456789abcdef";
@@ -52,6 +45,34 @@ void write_log_line(std::string_view text) noexcept {
     }
   } catch (...) {  // std::bad_alloc: drop the line rather than take the server down
   }
+}
+
+}  // namespace
+
+void set_log_program(std::string_view program) {
+  program_name() = program;
+}
+
+std::string_view log_program() noexcept {
+  return program_name();
+}
+
+void write_log_line(std::string_view text) noexcept {
+  write_line({}, text);
+}
+
+void write_log_event(LogLevel level, std::string_view text) noexcept {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  tm utc{};
+  ::gmtime_r(&now.tv_sec, &utc);
+  static const char* const kLevels[] = {"info", "warn", "error"};
+  char header[96];
+  std::snprintf(header, sizeof header,
+                "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [pid %d] %s: ", utc.tm_year + 1900, utc.tm_mon + 1,
+                utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, now.tv_nsec / 1'000'000,
+                static_cast<int>(::getpid()), kLevels[static_cast<int>(level)]);
+  write_line(header, text);
 }
 
 bool LogLimiter::allow(std::uint64_t& held_back) noexcept {

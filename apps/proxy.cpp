@@ -33,8 +33,8 @@ void proxy_connection(TcpStream client, UpstreamPool& upstreams, const ProxyOpti
     if (local_shortage(upstream.error())) {
       std::uint64_t held = 0;
       if (shortage_log.allow(held)) {
-        log_line("cannot connect to upstream ", target.to_string(), ": ", upstream.error().message(), " (+",
-                 held, " more)");
+        log_event(LogLevel::warn, "cannot connect to upstream ", target.to_string(), ": ",
+                  upstream.error().message(), " (+", held, " more)");
       }
     } else {
       upstreams.failed(index, upstream.error());

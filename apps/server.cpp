@@ -77,7 +77,8 @@ void run_connection(Shared& shared, TcpStream stream) {
     throw;                             // shutdown: unwind quietly
   } catch (const std::exception& e) {  // e.g. std::bad_alloc: this connection ends, the server goes on
     std::uint64_t held = 0;
-    if (shared.handler_errors.allow(held)) log_line("connection dropped: ", e.what(), " (+", held, " more)");
+    if (shared.handler_errors.allow(held))
+      log_event(LogLevel::warn, "connection dropped: ", e.what(), " (+", held, " more)");
   }
 }
 
@@ -88,7 +89,7 @@ void accept_loop(TcpListener& listener, Shared& shared, Placement placement) {
       if (conn.error() == std::errc::bad_file_descriptor) return;  // closed
       std::uint64_t held = 0;
       if (shared.accept_errors.allow(held))
-        log_line("accept failed: ", conn.error().message(), " (+", held, " more)");
+        log_event(LogLevel::warn, "accept failed: ", conn.error().message(), " (+", held, " more)");
       sleep_for(kAcceptErrorPause);
       continue;
     }
@@ -105,7 +106,7 @@ void accept_loop(TcpListener& listener, Shared& shared, Placement placement) {
       shared.tracker.leave();
       std::uint64_t held = 0;
       if (shared.accept_errors.allow(held))
-        log_line("cannot start a connection: ", e.what(), " (+", held, " more)");
+        log_event(LogLevel::warn, "cannot start a connection: ", e.what(), " (+", held, " more)");
       sleep_for(kAcceptErrorPause);
     }
   }
@@ -118,7 +119,7 @@ void join_cancelled(JoinHandle<void>& handle) {
       handle.join();
     } catch (const Cancelled&) {
     } catch (const std::exception& e) {
-      log_line("acceptor ended with an error: ", e.what());
+      log_event(LogLevel::error, "acceptor ended with an error: ", e.what());
     }
   }
 }
@@ -135,14 +136,14 @@ void log_stats(const Runtime& runtime, const Shared& shared) {
          << w.parks << " parks, " << w.steals << " steals (" << w.fibers_stolen << " fibers), "
          << w.fds_registered << " fds, " << w.timers_pending << " timers";
   }
-  log_line(line.str());
+  log_event(LogLevel::info, line.str());
 }
 
 int serve(Runtime& runtime, const AppConfig& config, const ServerOptions& options, Listeners& listeners,
           Shared& shared) {
   auto signals = SignalListener::open({SIGINT, SIGTERM, SIGHUP, SIGUSR1});
   if (!signals) {
-    log_line("cannot wait for signals: ", signals.error().message());
+    log_event(LogLevel::error, "cannot wait for signals: ", signals.error().message());
     return 1;
   }
   const std::uint32_t workers = config.runtime.threads;
@@ -156,8 +157,9 @@ int serve(Runtime& runtime, const AppConfig& config, const ServerOptions& option
         },
         SpawnOptions{"acceptor", own}));
   }
-  log_line("version ", FIBERIO_VERSION, ", ", describe_runtime(config.runtime), ", accept mode ",
-           listeners.mode == AcceptMode::single ? "single" : "reuseport");   // before the ready line
+  log_event(LogLevel::info, "version ", FIBERIO_VERSION, ", ", describe_runtime(config.runtime),
+            ", accept mode ",
+            listeners.mode == AcceptMode::single ? "single" : "reuseport");  // before the ready line
   std::cout << "listening on " << listeners.local.to_string() << std::endl;  // the ready line, flushed
 
   auto signo = signals->wait();
@@ -165,24 +167,26 @@ int serve(Runtime& runtime, const AppConfig& config, const ServerOptions& option
     if (*signo == SIGUSR1) {
       log_stats(runtime, shared);
     } else if (!options.check_config) {
-      log_line("SIGHUP: ignored (no live reload: restart to change the configuration)");
+      log_event(LogLevel::info, "SIGHUP: ignored (no live reload: restart to change the configuration)");
     } else if (spawn_blocking(options.check_config)) {
-      log_line("SIGHUP: the configuration is valid; it takes effect at the next start (no live reload)");
+      log_event(LogLevel::info,
+                "SIGHUP: the configuration is valid; it takes effect at the next start (no live reload)");
     } else {
-      log_line("SIGHUP: the configuration has errors (above); still running with the one loaded at start");
+      log_event(LogLevel::warn,
+                "SIGHUP: the configuration has errors (above); still running with the one loaded at start");
     }
     signo = signals->wait();
   }
   const char* why = signo ? ::strsignal(*signo) : "signal wait failed";
-  log_line(why, ": stopping; ", shared.tracker.live(), " connection(s) open");
+  log_event(LogLevel::info, why, ": stopping; ", shared.tracker.live(), " connection(s) open");
   for (auto& a : acceptors)
     a.cancel();
   for (auto& a : acceptors)
     join_cancelled(a);
   listeners.close();
   if (!shared.tracker.drain(Clock::now() + options.grace)) {
-    log_line("closing ", shared.tracker.live(), " connection(s) still open after ", options.grace.count(),
-             " ms");
+    log_event(LogLevel::info, "closing ", shared.tracker.live(), " connection(s) still open after ",
+              options.grace.count(), " ms");
   }
   return 0;  // the Runtime's shutdown cancels the connections left; their fibers close their sockets
 }
@@ -204,12 +208,13 @@ int run_server(const AppConfig& config, const ServerOptions& options, Connection
   ::signal(SIGPIPE, SIG_IGN);
   auto addrs = resolve(config.listen);  // numeric: at once; a name: getaddrinfo on the blocking pool
   if (!addrs) {
-    log_line("cannot resolve listen address ", config.listen.to_string(), ": ", addrs.error().message());
+    log_event(LogLevel::error, "cannot resolve listen address ", config.listen.to_string(), ": ",
+              addrs.error().message());
     return 2;
   }
   auto listeners = bind_listeners(addrs->front(), options.accept_mode, config.runtime.threads);
   if (!listeners) {
-    log_line(listeners.error());
+    log_event(LogLevel::error, listeners.error());
     return 1;
   }
   // Declared before the Runtime: connection fibers use them until the Runtime's shutdown has unwound them.
@@ -219,7 +224,7 @@ int run_server(const AppConfig& config, const ServerOptions& options, Connection
     Runtime runtime(config.runtime);
     return runtime.block_on([&] { return serve(runtime, config, options, *listeners, shared); });
   } catch (const std::exception& e) {
-    log_line("cannot run: ", e.what());
+    log_event(LogLevel::error, "cannot run: ", e.what());
     return 1;
   }
 }

@@ -42,8 +42,8 @@ void UpstreamPool::succeeded(std::size_t index) {
   const std::uint64_t failures = e.failures.exchange(0, std::memory_order_relaxed);
   if (failures == 0) return;  // another fiber logged it
   e.down_until.store(0, std::memory_order_relaxed);
-  log_line("upstream ", e.address.to_string(), " works again (", failures, " failure",
-           failures == 1 ? "" : "s", " in a row before)");
+  log_event(LogLevel::info, "upstream ", e.address.to_string(), " works again (", failures, " failure",
+            failures == 1 ? "" : "s", " in a row before)");
 }
 
 std::chrono::seconds UpstreamPool::pause_after(std::uint64_t failures) noexcept {
@@ -60,11 +60,11 @@ void UpstreamPool::failed(std::size_t index, const std::error_code& why) {
                      std::memory_order_relaxed);
   if (failures != 1) return;  // still down: the outage is logged once
   if (entries_.size() > 1) {
-    log_line("upstream ", e.address.to_string(), ": ", why.message(), "; skipping it for ", pause.count(),
-             " s (each further failure doubles the pause, up to ", kMaxPause.count(), " s)");
+    log_event(LogLevel::warn, "upstream ", e.address.to_string(), ": ", why.message(), "; skipping it for ",
+              pause.count(), " s (each further failure doubles the pause, up to ", kMaxPause.count(), " s)");
   } else {
-    log_line("upstream ", e.address.to_string(), ": ", why.message(),
-             "; clients are closed until it works again (it is retried at each new connection)");
+    log_event(LogLevel::warn, "upstream ", e.address.to_string(), ": ", why.message(),
+              "; clients are closed until it works again (it is retried at each new connection)");
   }
 }
 

@@ -3,6 +3,7 @@
 close the rest, and exit 0 within 2 s (checked here with a generous "did not hang" bound).
 usage: test_signals.py FIBERIO_ECHO FIBERIO_PROXY"""
 
+import re
 import signal
 import socket
 import threading
@@ -141,6 +142,10 @@ def usr1_logs_stats_and_hup_checks_the_config():
 
         server.proc.send_signal(signal.SIGUSR1)
         check(logged("stats: 1 connection(s) open; worker 0: "), f"no stats line: {server.stderr_text()}")
+        # Lines logged while serving carry the time (UTC), the pid and a level.
+        stats = [l for l in server.stderr_text().splitlines() if "stats:" in l][0]
+        pattern = r"^fiberio-echo: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[pid %d\] info: stats: " % server.proc.pid
+        check(re.match(pattern, stats), f"stats line without time, pid and level: {stats!r}")
         server.proc.send_signal(signal.SIGHUP)
         check(logged("SIGHUP: the configuration is valid"), f"no SIGHUP line: {server.stderr_text()}")
         with open(cfg, "w") as f:
