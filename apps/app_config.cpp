@@ -26,6 +26,12 @@ namespace {
 
 using Error = std::string;  // one line, without the program prefix
 
+std::expected<UpstreamPool::Balance, Error> parse_balance(std::string_view text) {
+  if (text == "round-robin") return UpstreamPool::Balance::round_robin;
+  if (text == "least-connections") return UpstreamPool::Balance::least_connections;
+  return std::unexpected("expected round-robin or least-connections, got '" + std::string(text) + "'");
+}
+
 constexpr std::uint32_t kMaxThreads = 1024;
 constexpr std::uint32_t kMaxConnectTimeoutMs = 3'600'000;  // one hour
 constexpr std::uint32_t kMaxIdleTimeoutS = 7 * 24 * 3600;  // one week
@@ -41,6 +47,7 @@ struct CliValues {
   std::optional<BackendKind> backend;
   std::optional<bool> work_stealing;
   std::vector<std::string> upstreams;  // empty: not given
+  std::optional<UpstreamPool::Balance> balance;
   std::optional<std::uint32_t> connect_timeout_ms;
   std::optional<std::uint32_t> response_timeout_ms;
   std::optional<std::uint32_t> idle_timeout_s;
@@ -59,7 +66,8 @@ std::string program_description(AppKind kind) {
 constexpr const char* kFooter =
     "Settings come from, in precedence: command line, environment (FIBERIO_THREADS, FIBERIO_BACKEND, "
     "FIBERIO_WORK_STEALING=true|false|1|0|on|off, FIBERIO_STACK_SIZE), the --config file ([runtime] threads, "
-    "work_stealing, backend, stack_size; [echo] listen; [proxy] listen, upstreams, connect_timeout_ms, "
+    "work_stealing, backend, stack_size; [echo] listen; [proxy] listen, upstreams, balance, "
+    "connect_timeout_ms, "
     "response_timeout_ms, idle_timeout_s; a regular file of at most 1 MiB), defaults. When ready, the "
     "program prints one line on "
     "stdout, 'listening on HOST:PORT'. "
@@ -88,6 +96,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   std::uint32_t threads = 0, connect_timeout_ms = 0, response_timeout_ms = 0, idle_timeout_s = 0;
   bool steal = true;
   std::vector<std::string> upstreams;
+  std::string balance_text;
 
   auto* config_opt = app.add_option("--config", config_path, "TOML config file")->type_name("FILE");
   bool check = false;
@@ -116,6 +125,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
       app.add_flag("--steal,!--no-steal", steal, "idle workers steal queued fibers (default on)");
 
   CLI::Option* upstream_opt = nullptr;
+  CLI::Option* balance_opt = nullptr;
   CLI::Option* connect_opt = nullptr;
   CLI::Option* response_opt = nullptr;
   CLI::Option* idle_opt = nullptr;
@@ -125,6 +135,14 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
                                   "(required here or in the file)")
                        ->type_name("HOST:PORT[,HOST:PORT...]")
                        ->delimiter(',');
+    balance_opt = app.add_option("--balance", balance_text,
+                                 "how to choose an upstream: round-robin (in turn, the default) or "
+                                 "least-connections (the one with the fewest open connections)")
+                      ->type_name("round-robin|least-connections")
+                      ->check([](const std::string& text) -> std::string {
+                        auto b = parse_balance(text);
+                        return b ? std::string() : b.error();
+                      });
     connect_opt = app.add_option("--connect-timeout-ms", connect_timeout_ms,
                                  "limit for connecting to an upstream (default 3000)")
                       ->type_name("MS")
@@ -184,6 +202,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   if (backend_opt->count()) out.backend = *parse_backend(backend_text);
   if (steal_opt->count()) out.work_stealing = steal;
   if (upstream_opt && upstream_opt->count()) out.upstreams = upstreams;
+  if (balance_opt && balance_opt->count()) out.balance = *parse_balance(balance_text);
   if (connect_opt && connect_opt->count()) out.connect_timeout_ms = connect_timeout_ms;
   if (response_opt && response_opt->count()) out.response_timeout_ms = response_timeout_ms;
   if (idle_opt && idle_opt->count()) out.idle_timeout_s = idle_timeout_s;
@@ -446,6 +465,12 @@ class FileLoader {
         auto n = integer(full, node, 1, kMaxConnectTimeoutMs);
         if (!n) return std::unexpected(n.error());
         config_.connect_timeout = std::chrono::milliseconds(*n);
+      } else if (name == "balance") {
+        auto text = string(full, node);
+        if (!text) return std::unexpected(text.error());
+        auto b = parse_balance(*text);
+        if (!b) return fail(node.source(), full + ": " + b.error());
+        config_.balance = *b;
       } else if (name == "response_timeout_ms") {
         auto n = integer(full, node, 0, kMaxConnectTimeoutMs);
         if (!n) return std::unexpected(n.error());
@@ -455,9 +480,10 @@ class FileLoader {
         if (!n) return std::unexpected(n.error());
         config_.idle_timeout = std::chrono::seconds(*n);
       } else {
-        return fail(key.source(), "unknown key '" + name +
-                                      "' in [proxy] (expected listen, upstreams, connect_timeout_ms, "
-                                      "response_timeout_ms, idle_timeout_s)");
+        return fail(key.source(),
+                    "unknown key '" + name +
+                        "' in [proxy] (expected listen, upstreams, balance, connect_timeout_ms, "
+                        "response_timeout_ms, idle_timeout_s)");
       }
     }
     return {};
@@ -510,6 +536,7 @@ std::expected<AppConfig, Error> merge(AppKind kind, const CliValues& cli) {
     }
   }
   if (cli.connect_timeout_ms) config.connect_timeout = std::chrono::milliseconds(*cli.connect_timeout_ms);
+  if (cli.balance) config.balance = *cli.balance;
   if (cli.response_timeout_ms) config.response_timeout = std::chrono::milliseconds(*cli.response_timeout_ms);
   if (cli.idle_timeout_s) config.idle_timeout = std::chrono::seconds(*cli.idle_timeout_s);
 
@@ -551,6 +578,10 @@ std::expected<AppConfig, int> load_app_config(AppKind kind, int argc, char** arg
                 << describe_runtime(config->runtime);
       for (std::size_t i = 0; i < config->upstreams.size(); ++i)
         std::cout << (i == 0 ? ", upstreams " : ",") << config->upstreams[i].to_string();
+      if (kind == AppKind::proxy)
+        std::cout << ", balance "
+                  << (config->balance == UpstreamPool::Balance::round_robin ? "round-robin"
+                                                                            : "least-connections");
       std::cout << std::endl;
       return std::unexpected(0);
     }

@@ -21,6 +21,11 @@ LogLimiter shortage_log;
 
 void proxy_connection(TcpStream client, UpstreamPool& upstreams, const ProxyOptions& options) {
   const std::size_t index = upstreams.pick();
+  struct Release {
+    UpstreamPool& pool;
+    std::size_t index;
+    ~Release() { pool.release(index); }
+  } release{upstreams, index};
   const HostPort& target = upstreams.address(index);
   const Deadline deadline = Clock::now() + options.connect_timeout;
   auto addrs = resolve(target);  // a numeric address: at once; a name: getaddrinfo on the blocking pool

@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   if (!config) return config.error();
   auto mode = fiberio::accept_mode_from_env();
   if (!mode) return mode.error();
-  fiberio::UpstreamPool upstreams(config->upstreams);
+  fiberio::UpstreamPool upstreams(config->upstreams, config->balance);
   const fiberio::ProxyOptions options{config->connect_timeout, config->response_timeout,
                                       config->idle_timeout};
   const fiberio::ServerOptions server{

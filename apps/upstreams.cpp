@@ -7,28 +7,47 @@
 
 namespace fiberio {
 
-UpstreamPool::UpstreamPool(std::vector<HostPort> upstreams) : entries_(upstreams.size()) {
+UpstreamPool::UpstreamPool(std::vector<HostPort> upstreams, Balance balance)
+    : entries_(upstreams.size()), balance_(balance) {
   if (upstreams.empty()) throw std::invalid_argument("fiberio::UpstreamPool: no upstream");
   for (std::size_t i = 0; i < upstreams.size(); ++i)
     entries_[i].address = std::move(upstreams[i]);
 }
 
 std::size_t UpstreamPool::pick() noexcept {
+  const std::size_t i = choose();
+  entries_[i].open.fetch_add(1, std::memory_order_relaxed);
+  return i;
+}
+
+void UpstreamPool::release(std::size_t index) noexcept {
+  entries_[index].open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::size_t UpstreamPool::choose() noexcept {
   const std::size_t n = entries_.size();
   const std::size_t start = next_.fetch_add(1, std::memory_order_relaxed);
   const Rep t = now();
   std::size_t best = start % n;
   Rep best_until = std::numeric_limits<Rep>::max();
+  std::size_t least = n;  // least_connections: the up one with the fewest open, first in turn on ties
+  std::uint32_t least_open = std::numeric_limits<std::uint32_t>::max();
   for (std::size_t k = 0; k < n; ++k) {
     const std::size_t i = (start + k) % n;
     const Rep until = entries_[i].down_until.load(std::memory_order_relaxed);
-    if (until == 0 || until <= t) return i;
-    if (until < best_until) {
+    if (until == 0 || until <= t) {
+      if (balance_ == Balance::round_robin) return i;
+      const std::uint32_t open = entries_[i].open.load(std::memory_order_relaxed);
+      if (open < least_open) {
+        least = i;
+        least_open = open;
+      }
+    } else if (until < best_until) {
       best = i;
       best_until = until;
     }
   }
-  return best;  // all down: the one that comes back first
+  return least < n ? least : best;  // all down: the one that comes back first
 }
 
 bool UpstreamPool::is_down(std::size_t index) const noexcept {

@@ -58,6 +58,7 @@ def bad_flags_exit_2():
     expect_bad(e, ["--listen", "127.0.0.1:0", "stray"], "stray")
     expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--connect-timeout-ms", "x"], "x")
     expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--idle-timeout-s", "-1"], "idle")
+    expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--balance", "random"], "random")
 
 
 def malformed_addresses_exit_2():

@@ -222,6 +222,36 @@ def silent_upstream_is_ejected():
     return f"client of the hung upstream closed after the timeout; {served} others served"
 
 
+def least_connections_balance():
+    """--balance least-connections: while one client holds a connection to one upstream, the short ones
+    that follow all go to the other (round-robin would alternate)."""
+    def echo(conn):
+        while True:
+            data = conn.recv(4096)
+            if not data:
+                return
+            conn.sendall(data)
+    ups = [Upstream(echo), Upstream(echo)]
+    proxy = start_proxy(*(u.hostport for u in ups), extra=["--balance", "least-connections"])
+    held = h.connect(proxy.address)
+    held.sendall(b"hold")
+    check(held.recv(4) == b"hold", "no echo on the held connection")
+    holder = [u for u in ups if u.accepted == 1]
+    check(len(holder) == 1, f"accepted: {[u.accepted for u in ups]}")
+    for i in range(4):
+        with h.connect(proxy.address) as s:
+            s.sendall(b"s%d" % i)
+            check(s.recv(2) == b"s%d" % i, "no echo")
+        time.sleep(0.1)  # the proxy sees the close and releases the connection
+    counts = sorted(u.accepted for u in ups)
+    check(counts == [1, 4], f"accepted {[u.accepted for u in ups]}: the short connections did not avoid the busy upstream")
+    held.close()
+    for u in ups:
+        u.close()
+    stop_ok(proxy)
+    return "4 short connections went to the upstream without the held one"
+
+
 def unresponsive_upstream_times_out():
     # An upstream whose accept queue is full drops SYNs: connect() would wait for minutes. With
     # --connect-timeout-ms 300 the client must be closed soon after, and the proxy keeps serving.
@@ -352,6 +382,7 @@ if __name__ == "__main__":
         refused_upstream_closes_client_and_logs_once,
         failed_upstream_is_skipped,
         silent_upstream_is_ejected,
+        least_connections_balance,
         unresponsive_upstream_times_out,
         idle_timeout_closes_both_sides,
         client_that_does_not_read,
