@@ -71,7 +71,10 @@ constexpr const char* kFooter =
     "response_timeout_ms, idle_timeout_s; a regular file of at most 1 MiB), defaults. When ready, the "
     "program prints one line on "
     "stdout, 'listening on HOST:PORT'. "
-    "SIGINT/SIGTERM stop it (exit 0). Exit codes: 2 bad input, 1 cannot listen.\n";
+    "SIGINT/SIGTERM stop it (exit 0); SIGHUP reloads the configuration (the proxy applies upstreams, balance "
+    "and "
+    "timeouts to new connections; the rest takes a restart); SIGUSR1 logs the counters. Exit codes: 2 bad "
+    "input, 1 cannot listen.\n";
 
 // A CLI11 check: an unsigned integer in [low, high]; the message says which rule the text breaks.
 std::function<std::string(const std::string&)> unsigned_in(std::uint64_t low, std::uint64_t high) {
@@ -590,6 +593,19 @@ std::expected<AppConfig, int> load_app_config(AppKind kind, int argc, char** arg
     log_line("cannot load the configuration: ", e.what());
     return std::unexpected(2);
   }
+}
+
+std::string restart_only_changes(const AppConfig& running, const AppConfig& loaded) {
+  std::string out;
+  const auto note = [&out](bool differs, const char* name) {
+    if (differs) out.append(out.empty() ? "" : ", ").append(name);
+  };
+  note(running.listen.host != loaded.listen.host || running.listen.port != loaded.listen.port, "listen");
+  note(running.runtime.threads != loaded.runtime.threads, "threads");
+  note(running.runtime.backend != loaded.runtime.backend, "backend");
+  note(running.runtime.work_stealing != loaded.runtime.work_stealing, "work_stealing");
+  note(running.runtime.stack_size != loaded.runtime.stack_size, "stack_size");
+  return out;
 }
 
 std::string describe_runtime(const Config& config) {

@@ -52,6 +52,10 @@ inline constexpr std::uint32_t kDefaultConnectTimeoutMs = 3000;
 // prints one line to stderr, returns unexpected(2).
 std::expected<AppConfig, int> load_app_config(AppKind kind, int argc, char** argv);
 
+// The settings that differ between `running` and `loaded` but take a restart to change (listen and the
+// [runtime] ones), as "listen, threads"; empty if none.
+std::string restart_only_changes(const AppConfig& running, const AppConfig& loaded);
+
 // One line for the log: "2 threads, backend epoll, work stealing on, 64 KiB stacks".
 std::string describe_runtime(const Config& config);
 

@@ -19,9 +19,16 @@ int main(int argc, char** argv) {
   if (!config) return config.error();
   auto mode = fiberio::accept_mode_from_env();
   if (!mode) return mode.error();
+  // The echo server has nothing to apply while serving: a reload checks the configuration and says so.
   const fiberio::ServerOptions server{
-      .accept_mode = *mode, .check_config = [argc, argv] {
-        return fiberio::load_app_config(fiberio::AppKind::echo, argc, argv).has_value();
+      .accept_mode = *mode, .reload = [&running = *config, argc, argv] {
+        auto loaded = fiberio::load_app_config(fiberio::AppKind::echo, argc, argv);
+        if (!loaded) return false;
+        const std::string later = fiberio::restart_only_changes(running, *loaded);
+        fiberio::log_event(
+            fiberio::LogLevel::info, "SIGHUP: the configuration is valid",
+            later.empty() ? "; nothing changed" : "; changed, taking effect at the next start: ", later);
+        return true;
       }};
   return fiberio::run_server(*config, server,
                              [](fiberio::TcpStream stream) { fiberio::echo_connection(std::move(stream)); });

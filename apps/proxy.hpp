@@ -17,6 +17,7 @@
 #pragma once
 
 #include <fiberio/net/tcp_stream.hpp>
+#include "app_config.hpp"
 #include "upstreams.hpp"
 
 #include <chrono>
@@ -30,5 +31,14 @@ struct ProxyOptions {
 };
 
 void proxy_connection(TcpStream client, UpstreamPool& upstreams, const ProxyOptions& options);
+
+// The upstreams and options of one configuration, as a reload swaps them (apps/proxy_main.cpp).
+struct ProxySetup {
+  explicit ProxySetup(const AppConfig& config)
+      : upstreams(config.upstreams, config.balance),
+        options{config.connect_timeout, config.response_timeout, config.idle_timeout} {}
+  mutable UpstreamPool upstreams;  // its counters change; the setup itself does not
+  const ProxyOptions options;
+};
 
 }  // namespace fiberio

@@ -9,6 +9,9 @@
 
 #include <signal.h>
 
+#include <atomic>
+#include <memory>
+
 int main(int argc, char** argv) {
   fiberio::set_log_program("fiberio-proxy");
   // First, before any thread exists: every thread must block them for the signalfd to see them.
@@ -20,14 +23,26 @@ int main(int argc, char** argv) {
   if (!config) return config.error();
   auto mode = fiberio::accept_mode_from_env();
   if (!mode) return mode.error();
-  fiberio::UpstreamPool upstreams(config->upstreams, config->balance);
-  const fiberio::ProxyOptions options{config->connect_timeout, config->response_timeout,
-                                      config->idle_timeout};
+  // What a reload replaces: each new connection takes the current setup and keeps it to its end, so
+  // established connections are not touched and the old pool goes when its last connection does.
+  std::atomic<std::shared_ptr<const fiberio::ProxySetup>> setup{
+      std::make_shared<const fiberio::ProxySetup>(*config)};
   const fiberio::ServerOptions server{
-      .accept_mode = *mode, .check_config = [argc, argv] {
-        return fiberio::load_app_config(fiberio::AppKind::proxy, argc, argv).has_value();
-      }};
-  return fiberio::run_server(*config, server, [&](fiberio::TcpStream client) {
-    fiberio::proxy_connection(std::move(client), upstreams, options);
+      .accept_mode = *mode,
+      .reload =
+          [&setup, &running = *config, argc, argv] {
+            auto loaded = fiberio::load_app_config(fiberio::AppKind::proxy, argc, argv);
+            if (!loaded) return false;
+            setup.store(std::make_shared<const fiberio::ProxySetup>(*loaded));
+            const std::string later = fiberio::restart_only_changes(running, *loaded);
+            fiberio::log_event(fiberio::LogLevel::info,
+                               "SIGHUP: reloaded for new connections: ", setup.load()->upstreams.describe(),
+                               later.empty() ? "" : "; taking effect at the next start: ", later);
+            return true;
+          },
+      .describe = [&setup] { return setup.load()->upstreams.describe(); }};
+  return fiberio::run_server(*config, server, [&setup](fiberio::TcpStream client) {
+    const std::shared_ptr<const fiberio::ProxySetup> current = setup.load();
+    fiberio::proxy_connection(std::move(client), current->upstreams, current->options);
   });
 }

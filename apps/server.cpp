@@ -126,7 +126,7 @@ void join_cancelled(JoinHandle<void>& handle) {
 
 // The server's main fiber: accept until a signal, then shut down. Returns the exit code.
 // SIGUSR1's line: the open connections, then each worker's counters.
-void log_stats(const Runtime& runtime, const Shared& shared) {
+void log_stats(const Runtime& runtime, const Shared& shared, const ServerOptions& options) {
   std::ostringstream line;
   line << "stats: " << shared.tracker.live() << " connection(s) open";
   const auto workers = runtime.stats();
@@ -136,6 +136,7 @@ void log_stats(const Runtime& runtime, const Shared& shared) {
          << w.parks << " parks, " << w.steals << " steals (" << w.fibers_stolen << " fibers), "
          << w.fds_registered << " fds, " << w.timers_pending << " timers";
   }
+  if (options.describe) line << "; " << options.describe();
   log_event(LogLevel::info, line.str());
 }
 
@@ -165,15 +166,11 @@ int serve(Runtime& runtime, const AppConfig& config, const ServerOptions& option
   auto signo = signals->wait();
   while (signo && (*signo == SIGUSR1 || *signo == SIGHUP)) {
     if (*signo == SIGUSR1) {
-      log_stats(runtime, shared);
-    } else if (!options.check_config) {
-      log_event(LogLevel::info, "SIGHUP: ignored (no live reload: restart to change the configuration)");
-    } else if (spawn_blocking(options.check_config)) {
-      log_event(LogLevel::info,
-                "SIGHUP: the configuration is valid; it takes effect at the next start (no live reload)");
-    } else {
-      log_event(LogLevel::warn,
-                "SIGHUP: the configuration has errors (above); still running with the one loaded at start");
+      log_stats(runtime, shared, options);
+    } else if (!options.reload) {
+      log_event(LogLevel::info, "SIGHUP: nothing to reload");
+    } else if (!spawn_blocking(options.reload)) {
+      log_event(LogLevel::warn, "SIGHUP: the configuration has errors (above); keeping the running one");
     }
     signo = signals->wait();
   }

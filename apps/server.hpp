@@ -18,10 +18,11 @@
 //  4. on SIGINT/SIGTERM: stops accepting and closes the listeners, waits up to `grace` for the open
 //     connections to end by themselves, then cancels the rest (their fibers unwind and close their
 //     sockets) and returns 0 — well within 2 s;
-//  5. on SIGUSR1: logs one line with the open connections and each worker's counters (Runtime::stats());
-//     on SIGHUP: checks the configuration again (check_config) and logs whether it is valid. Neither
-//     stops the server; a changed configuration takes effect at the next start (there is no live reload,
-//     and no log file to reopen: the log is stderr).
+//  5. on SIGUSR1: logs one line with the open connections, each worker's counters (Runtime::stats()) and
+//     what `describe` adds; on SIGHUP: reload(), which applies what can change while serving (the
+//     proxy's upstreams, balance and timeouts, for new connections; established ones keep theirs) and
+//     keeps the running configuration if the new one is invalid. Neither stops the server. Listen and
+//     the [runtime] settings take a restart; there is no log file to reopen (the log is stderr).
 // The caller must have blocked SIGINT, SIGTERM, SIGHUP and SIGUSR1 (block_signals) before any thread was
 // created: the signals are read from a signalfd (net/signals.hpp). SIGPIPE is ignored (writes use
 // MSG_NOSIGNAL anyway).
@@ -43,9 +44,11 @@ namespace fiberio {
 struct ServerOptions {
   AcceptMode accept_mode = AcceptMode::single;
   std::chrono::milliseconds grace{1000};  // how long open connections may finish after a signal
-  // On SIGHUP: loads the configuration again (logging what is wrong with it) and says whether it is valid.
-  // Runs on the blocking pool. Empty: SIGHUP is only logged.
-  std::function<bool()> check_config{};
+  // On SIGHUP, on the blocking pool: loads the configuration again, applies what can change while serving
+  // and logs what it did (or what is wrong with it); returns whether it was valid. Empty: only logged.
+  std::function<bool()> reload{};
+  // On SIGUSR1: what to log after the runtime's counters (the proxy's upstreams). May be empty.
+  std::function<std::string()> describe{};
 };
 
 using ConnectionHandler = std::function<void(TcpStream)>;

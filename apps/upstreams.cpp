@@ -50,6 +50,30 @@ std::size_t UpstreamPool::choose() noexcept {
   return least < n ? least : best;  // all down: the one that comes back first
 }
 
+std::string UpstreamPool::describe() const {
+  std::string out =
+      balance_ == Balance::round_robin ? "upstreams (round-robin): " : "upstreams (least-connections): ";
+  const Rep t = now();
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    const Rep until = e.down_until.load(std::memory_order_relaxed);
+    out.append(i == 0 ? "" : "; ").append(e.address.to_string());
+    if (until != 0 && until > t) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::duration(until - t));
+      out.append(" down (")
+          .append(std::to_string(e.failures.load(std::memory_order_relaxed)))
+          .append(" failures in a row, retried in ")
+          .append(std::to_string(left.count()))
+          .append(" ms)");
+    } else {
+      out.append(" up");
+    }
+    out.append(", ").append(std::to_string(e.open.load(std::memory_order_relaxed))).append(" open");
+  }
+  return out;
+}
+
 bool UpstreamPool::is_down(std::size_t index) const noexcept {
   const Rep until = entries_[index].down_until.load(std::memory_order_relaxed);
   return until != 0 && until > now();

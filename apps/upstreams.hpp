@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <system_error>
 #include <vector>
 
@@ -54,6 +55,8 @@ class UpstreamPool {
   void succeeded(std::size_t index);
   void failed(std::size_t index, const std::error_code& why);
   bool is_down(std::size_t index) const noexcept;
+  // One line for the logs: "upstreams (round-robin): 127.0.0.1:7000 up, 3 open; 127.0.0.1:7002 down ...".
+  std::string describe() const;
 
  private:
   using Rep = std::chrono::steady_clock::rep;

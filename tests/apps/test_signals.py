@@ -3,6 +3,7 @@
 close the rest, and exit 0 within 2 s (checked here with a generous "did not hang" bound).
 usage: test_signals.py FIBERIO_ECHO FIBERIO_PROXY"""
 
+import os
 import re
 import signal
 import socket
@@ -160,6 +161,89 @@ def usr1_logs_stats_and_hup_checks_the_config():
     return "USR1 logged the counters, HUP checked the file twice (valid, then not), still serving"
 
 
+def hup_reloads_the_proxy_upstreams():
+    """SIGHUP reloads the proxy: new connections go to the new upstreams, an established one keeps its
+    own, and an invalid file keeps the running configuration. SIGUSR1 shows the upstreams' state."""
+    def echo_server():
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        accepted = []
+
+        def run():
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                accepted.append(conn)
+
+                def serve(c=conn):
+                    try:
+                        while True:
+                            data = c.recv(4096)
+                            if not data:
+                                return
+                            c.sendall(data)
+                    except OSError:
+                        pass
+                threading.Thread(target=serve, daemon=True).start()
+        threading.Thread(target=run, daemon=True).start()
+        return srv, accepted
+
+    srv_a, accepted_a = echo_server()
+    srv_b, accepted_b = echo_server()
+    a = "127.0.0.1:%d" % srv_a.getsockname()[1]
+    b = "127.0.0.1:%d" % srv_b.getsockname()[1]
+    cfg = h.scratch("reload.toml")
+
+    def write_config(text):
+        with open(cfg + ".new", "w") as f:
+            f.write(text)
+        os.replace(cfg + ".new", cfg)
+
+    write_config(f'[proxy]\nlisten = "127.0.0.1:0"\nupstreams = ["{a}"]\n')
+    proxy = h.start(h.PROXY, "--config", cfg)
+
+    def logged(text, limit=5.0):
+        end = time.monotonic() + h.bound(limit)
+        while time.monotonic() < end:
+            if text in proxy.stderr_text():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def round_trip(sock, data):
+        sock.sendall(data)
+        sock.settimeout(h.bound(5))
+        return sock.recv(len(data)) == data
+
+    held = h.connect(proxy.address)
+    check(round_trip(held, b"first"), "no echo through upstream A")
+    check(len(accepted_a) == 1, f"A accepted {len(accepted_a)}")
+    write_config(f'[proxy]\nlisten = "127.0.0.1:0"\nupstreams = ["{b}"]\nbalance = "least-connections"\n')
+    proxy.proc.send_signal(signal.SIGHUP)
+    check(logged("SIGHUP: reloaded for new connections: upstreams (least-connections): " + b),
+          f"no reload line: {proxy.stderr_text()}")
+    with h.connect(proxy.address) as s:
+        check(round_trip(s, b"second"), "no echo through upstream B")
+    check(len(accepted_b) == 1 and len(accepted_a) == 1, f"accepted A {len(accepted_a)}, B {len(accepted_b)}")
+    check(round_trip(held, b"still"), "the established connection was dropped by the reload")
+    write_config("[proxy]\nupstreams = []\n")
+    proxy.proc.send_signal(signal.SIGHUP)
+    check(logged("SIGHUP: the configuration has errors"), f"no error line: {proxy.stderr_text()}")
+    with h.connect(proxy.address) as s:
+        check(round_trip(s, b"third"), "the running configuration was not kept")
+    check(len(accepted_b) == 2, f"B accepted {len(accepted_b)}")
+    proxy.proc.send_signal(signal.SIGUSR1)
+    check(logged(f"upstreams (least-connections): {b} up, 0 open"), f"no upstream state: {proxy.stderr_text()}")
+    held.close()
+    stop_and_time(proxy, signal.SIGTERM)
+    srv_a.close()
+    srv_b.close()
+    return "reloaded to a new upstream without dropping the established relay; a broken file was refused"
+
+
 if __name__ == "__main__":
     h.run([
         no_connections,
@@ -167,4 +251,5 @@ if __name__ == "__main__":
         in_flight_connection_finishes,
         proxy_with_active_relays,
         usr1_logs_stats_and_hup_checks_the_config,
+        hup_reloads_the_proxy_upstreams,
     ])
