@@ -50,6 +50,7 @@ struct CliValues {
   std::optional<UpstreamPool::Balance> balance;
   std::optional<std::uint32_t> connect_timeout_ms;
   std::optional<std::uint32_t> response_timeout_ms;
+  std::optional<std::uint32_t> health_check_interval_ms;
   std::optional<std::uint32_t> idle_timeout_s;
 };
 
@@ -68,12 +69,11 @@ constexpr const char* kFooter =
     "FIBERIO_WORK_STEALING=true|false|1|0|on|off, FIBERIO_STACK_SIZE), the --config file ([runtime] threads, "
     "work_stealing, backend, stack_size; [echo] listen; [proxy] listen, upstreams, balance, "
     "connect_timeout_ms, "
-    "response_timeout_ms, idle_timeout_s; a regular file of at most 1 MiB), defaults. When ready, the "
-    "program prints one line on "
-    "stdout, 'listening on HOST:PORT'. "
-    "SIGINT/SIGTERM stop it (exit 0); SIGHUP reloads the configuration (the proxy applies upstreams, balance "
-    "and "
-    "timeouts to new connections; the rest takes a restart); SIGUSR1 logs the counters. Exit codes: 2 bad "
+    "health_check_interval_ms, response_timeout_ms, idle_timeout_s; a regular file of at most 1 MiB), "
+    "defaults. When ready, the program prints one line on stdout, 'listening on HOST:PORT'. SIGINT/SIGTERM "
+    "stop it (exit 0); SIGHUP reloads the configuration (the proxy applies upstreams, balance, health checks "
+    "and timeouts to new connections; the rest takes a restart); SIGUSR1 logs the counters. Exit codes: 2 "
+    "bad "
     "input, 1 cannot listen.\n";
 
 // A CLI11 check: an unsigned integer in [low, high]; the message says which rule the text breaks.
@@ -96,7 +96,8 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   app.footer(kFooter);
 
   std::string config_path, listen, backend_text;
-  std::uint32_t threads = 0, connect_timeout_ms = 0, response_timeout_ms = 0, idle_timeout_s = 0;
+  std::uint32_t threads = 0, connect_timeout_ms = 0, response_timeout_ms = 0, health_ms = 0,
+                idle_timeout_s = 0;
   bool steal = true;
   std::vector<std::string> upstreams;
   std::string balance_text;
@@ -131,6 +132,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   CLI::Option* balance_opt = nullptr;
   CLI::Option* connect_opt = nullptr;
   CLI::Option* response_opt = nullptr;
+  CLI::Option* health_opt = nullptr;
   CLI::Option* idle_opt = nullptr;
   if (kind == AppKind::proxy) {
     upstream_opt = app.add_option("--upstream", upstreams,
@@ -156,6 +158,11 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
                        "the upstream marked down (0 = no limit; default 10000)")
             ->type_name("MS")
             ->check(unsigned_in(0, kMaxConnectTimeoutMs));
+    health_opt = app.add_option("--health-check-interval-ms", health_ms,
+                                "connect to every upstream this often and mark the ones that fail down "
+                                "(0 = no active checks, the default)")
+                     ->type_name("MS")
+                     ->check(unsigned_in(0, kMaxConnectTimeoutMs));
     idle_opt =
         app.add_option("--idle-timeout-s", idle_timeout_s,
                        "close both sides after S seconds without a byte in either direction (0 = never; "
@@ -208,6 +215,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   if (balance_opt && balance_opt->count()) out.balance = *parse_balance(balance_text);
   if (connect_opt && connect_opt->count()) out.connect_timeout_ms = connect_timeout_ms;
   if (response_opt && response_opt->count()) out.response_timeout_ms = response_timeout_ms;
+  if (health_opt && health_opt->count()) out.health_check_interval_ms = health_ms;
   if (idle_opt && idle_opt->count()) out.idle_timeout_s = idle_timeout_s;
   return std::nullopt;
 }
@@ -474,6 +482,10 @@ class FileLoader {
         auto b = parse_balance(*text);
         if (!b) return fail(node.source(), full + ": " + b.error());
         config_.balance = *b;
+      } else if (name == "health_check_interval_ms") {
+        auto n = integer(full, node, 0, kMaxConnectTimeoutMs);
+        if (!n) return std::unexpected(n.error());
+        config_.health_check_interval = std::chrono::milliseconds(*n);
       } else if (name == "response_timeout_ms") {
         auto n = integer(full, node, 0, kMaxConnectTimeoutMs);
         if (!n) return std::unexpected(n.error());
@@ -486,7 +498,7 @@ class FileLoader {
         return fail(key.source(),
                     "unknown key '" + name +
                         "' in [proxy] (expected listen, upstreams, balance, connect_timeout_ms, "
-                        "response_timeout_ms, idle_timeout_s)");
+                        "health_check_interval_ms, response_timeout_ms, idle_timeout_s)");
       }
     }
     return {};
@@ -540,6 +552,8 @@ std::expected<AppConfig, Error> merge(AppKind kind, const CliValues& cli) {
   }
   if (cli.connect_timeout_ms) config.connect_timeout = std::chrono::milliseconds(*cli.connect_timeout_ms);
   if (cli.balance) config.balance = *cli.balance;
+  if (cli.health_check_interval_ms)
+    config.health_check_interval = std::chrono::milliseconds(*cli.health_check_interval_ms);
   if (cli.response_timeout_ms) config.response_timeout = std::chrono::milliseconds(*cli.response_timeout_ms);
   if (cli.idle_timeout_s) config.idle_timeout = std::chrono::seconds(*cli.idle_timeout_s);
 

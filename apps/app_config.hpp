@@ -10,7 +10,8 @@
 // file, the line and the key:
 //   [runtime] threads, work_stealing, backend, stack_size
 //   [echo]    listen
-//   [proxy]   listen, upstreams, balance, connect_timeout_ms, response_timeout_ms, idle_timeout_s
+//   [proxy]   listen, upstreams, balance, connect_timeout_ms, health_check_interval_ms,
+//             response_timeout_ms, idle_timeout_s
 // Both programs accept (and check) all three sections, so one file can serve both.
 // Every problem is reported as ONE line on stderr ("fiberio-echo: cfg.toml:3: unknown key 'thread' in
 // [runtime]") and yields exit code 2, before anything is bound. A backend that is not built in, or that
@@ -38,7 +39,8 @@ struct AppConfig {
   HostPort listen{};                  // where to accept; syntax checked, not resolved yet
   std::vector<HostPort> upstreams{};  // proxy: at least one; echo: empty
   UpstreamPool::Balance balance = UpstreamPool::Balance::round_robin;  // proxy: how to choose one
-  std::chrono::milliseconds connect_timeout{3000};  // proxy: per upstream connection attempt
+  std::chrono::milliseconds connect_timeout{3000};     // proxy: per upstream connection attempt
+  std::chrono::milliseconds health_check_interval{0};  // proxy: active checks every this long (0: none)
   // proxy: an upstream that has been sent bytes must answer within this (0 = no limit)
   std::chrono::milliseconds response_timeout{10'000};
   std::chrono::seconds idle_timeout{300};  // proxy: 0 = never

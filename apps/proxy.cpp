@@ -3,7 +3,10 @@
 #include <fiberio/net/copy.hpp>
 #include "log.hpp"
 
+#include <fiberio/runtime/runtime.hpp>
+
 #include <cerrno>
+#include <vector>
 
 namespace fiberio {
 namespace {
@@ -18,6 +21,37 @@ bool local_shortage(const std::error_code& ec) {
 LogLimiter shortage_log;
 
 }  // namespace
+
+void check_upstreams(UpstreamPool& upstreams, const ProxyOptions& options) {
+  std::vector<JoinHandle<void>> checks;
+  for (std::size_t i = 0; i < upstreams.size(); ++i) {
+    checks.push_back(spawn(
+        [&upstreams, &options, i] {
+          const Deadline deadline = Clock::now() + options.connect_timeout;
+          auto addrs = resolve(upstreams.address(i));
+          if (!addrs) return upstreams.failed(i, addrs.error());
+          auto probe = TcpStream::connect(*addrs, deadline);
+          if (!probe && !local_shortage(probe.error())) upstreams.failed(i, probe.error());
+        },
+        {.name = "health check"}));
+  }
+  // Every check is joined before this returns, even when the caller is cancelled (shutdown): they use the
+  // pool and the options, which the caller owns.
+  bool caller_cancelled = false;
+  for (auto& check : checks) {
+    while (check.joinable()) {
+      try {
+        check.join();
+      } catch (const Cancelled&) {
+        if (!check.joinable()) continue;  // the check itself ended cancelled: we cancelled it
+        caller_cancelled = true;          // aimed at us: stop the checks, wait for them below
+        for (auto& other : checks)
+          other.cancel();
+      }
+    }
+  }
+  if (caller_cancelled) throw Cancelled{};
+}
 
 void proxy_connection(TcpStream client, UpstreamPool& upstreams, const ProxyOptions& options) {
   const std::size_t index = upstreams.pick();

@@ -40,7 +40,22 @@ int main(int argc, char** argv) {
                                later.empty() ? "" : "; taking effect at the next start: ", later);
             return true;
           },
-      .describe = [&setup] { return setup.load()->upstreams.describe(); }};
+      .describe = [&setup] { return setup.load()->upstreams.describe(); },
+      // Active checks, when configured (by the setup current at each round, so a reload applies).
+      .background =
+          [&setup] {
+            for (;;) {
+              auto current = setup.load();
+              const auto interval = current->options.health_check_interval;
+              if (interval.count() == 0) {
+                fiberio::sleep_for(std::chrono::seconds(1));  // off: look again after a reload
+                continue;
+              }
+              fiberio::check_upstreams(current->upstreams, current->options);
+              current.reset();
+              fiberio::sleep_for(interval);
+            }
+          }};
   return fiberio::run_server(*config, server, [&setup](fiberio::TcpStream client) {
     const std::shared_ptr<const fiberio::ProxySetup> current = setup.load();
     fiberio::proxy_connection(std::move(client), current->upstreams, current->options);

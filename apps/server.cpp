@@ -158,6 +158,8 @@ int serve(Runtime& runtime, const AppConfig& config, const ServerOptions& option
         },
         SpawnOptions{"acceptor", own}));
   }
+  std::optional<JoinHandle<void>> background;
+  if (options.background) background = spawn(options.background, SpawnOptions{"background"});
   log_event(LogLevel::info, "version ", FIBERIO_VERSION, ", ", describe_runtime(config.runtime),
             ", accept mode ",
             listeners.mode == AcceptMode::single ? "single" : "reuseport");  // before the ready line
@@ -180,6 +182,10 @@ int serve(Runtime& runtime, const AppConfig& config, const ServerOptions& option
     a.cancel();
   for (auto& a : acceptors)
     join_cancelled(a);
+  if (background) {
+    background->cancel();
+    join_cancelled(*background);
+  }
   listeners.close();
   if (!shared.tracker.drain(Clock::now() + options.grace)) {
     log_event(LogLevel::info, "closing ", shared.tracker.live(), " connection(s) still open after ",

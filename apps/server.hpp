@@ -49,6 +49,9 @@ struct ServerOptions {
   std::function<bool()> reload{};
   // On SIGUSR1: what to log after the runtime's counters (the proxy's upstreams). May be empty.
   std::function<std::string()> describe{};
+  // Runs in a fiber of its own while the server serves (the proxy's health checks), cancelled when it
+  // stops. May be empty.
+  std::function<void()> background{};
 };
 
 using ConnectionHandler = std::function<void(TcpStream)>;

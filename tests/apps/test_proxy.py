@@ -252,6 +252,32 @@ def least_connections_balance():
     return "4 short connections went to the upstream without the held one"
 
 
+def active_health_checks_find_a_dead_upstream_first():
+    """--health-check-interval-ms: the proxy connects to each upstream on its own, so a dead one is marked
+    down before any client is sent to it (without checks the first client to it is closed)."""
+    dead = f"127.0.0.1:{refused_port()}"
+    echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
+    proxy = start_proxy(dead, echo.hostport, extra=["--health-check-interval-ms", "100"])
+    end = time.monotonic() + h.bound(5)
+    while time.monotonic() < end and not any(dead in l and "skipping" in l for l in proxy.stderr_text().splitlines()):
+        time.sleep(0.05)
+    served = 0
+    for i in range(6):
+        with h.connect(proxy.address) as s:
+            s.sendall(b"h%d" % i)
+            s.settimeout(h.bound(10))
+            try:
+                served += s.recv(10) == b"h%d" % i
+            except ConnectionResetError:
+                pass
+    check(served == 6, f"only {served} of 6 clients served: the check did not mark {dead} down first")
+    lines = [l for l in proxy.stderr_text().splitlines() if dead in l]
+    check(len(lines) == 1 and "skipping" in lines[0], f"log about {dead}: {lines}")
+    stop_ok(proxy)
+    stop_ok(echo)
+    return "the dead upstream was marked down by a check; 6 of 6 clients served"
+
+
 def unresponsive_upstream_times_out():
     # An upstream whose accept queue is full drops SYNs: connect() would wait for minutes. With
     # --connect-timeout-ms 300 the client must be closed soon after, and the proxy keeps serving.
@@ -383,6 +409,7 @@ if __name__ == "__main__":
         failed_upstream_is_skipped,
         silent_upstream_is_ejected,
         least_connections_balance,
+        active_health_checks_find_a_dead_upstream_first,
         unresponsive_upstream_times_out,
         idle_timeout_closes_both_sides,
         client_that_does_not_read,
