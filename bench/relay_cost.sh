@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # relay_cost.sh — what one small proxied request costs fiberio-proxy, beside what it costs fiberio-echo.
 #
-#   bench/relay_cost.sh [--no-docs] [--n1 N] [--n2 N] [BUILD_DIR]
+#   bench/relay_cost.sh [--no-docs] [--n1 N] [--n2 N] [--mem-conns N] [BUILD_DIR]
 #
 # Setup: `fiberio-echo --threads 1` as the upstream, `fiberio-proxy --threads 1` in front of it, and
 # bench/echo_load (1 thread, 50 connections, 64-byte ping-pong) through the proxy. Measured in the proxy
@@ -9,7 +9,9 @@
 # request = (count(N2) - count(N1)) / (N2 - N1), so start-up and shutdown cancel:
 #   1. syscalls per request under `strace -f -c`, with the breakdown of the N2 run;
 #   2. user-space instructions per request under valgrind --tool=callgrind ("Collected");
-#   3. open fds per proxied connection while the 50 connections are open and idle (/proc/PID/fd).
+#   3. open fds and memory per proxied connection, while --mem-conns connections (default 2,000) that
+#      have each made one request are open and idle: /proc/PID/fd and VmRSS, growth divided by their
+#      number (VmRSS leaves out the kernel's socket buffers).
 # The same instruction count for fiberio-echo alone (clients straight to it) is measured in the same run,
 # for the ratio. BUILD_DIR (default build-rel) must hold apps/fiberio-proxy, apps/fiberio-echo and
 # bench/echo_load. Unless --no-docs, rewrites the block between <!-- relay_cost:begin --> and
@@ -25,12 +27,14 @@ build_dir=build-rel
 docs=1
 n1=20000
 n2=60000
+mem_conns=2000
 invocation=$(echo "bench/relay_cost.sh $*" | sed 's/ *$//')
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-docs) docs=0 ;;
     --n1) n1=$2; shift ;;
     --n2) n2=$2; shift ;;
+    --mem-conns) mem_conns=$2; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "relay_cost: unknown option '$1'" >&2; exit 2 ;;
     *) build_dir=$1 ;;
@@ -115,15 +119,19 @@ for n in "$n1" "$n2"; do
   count[cg_echo_$n]=$(sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$out/cg_echo_$n.log")
 done
 
-echo "== fds per proxied connection (50 connections held open, idle)"
+echo "== fds and memory per proxied connection ($mem_conns connections held open, idle)"
+vmrss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 start fds "${proxy_cmd[@]}"
 proxy_pid=$pid
-fds_before=$(ls "/proc/$proxy_pid/fd" | wc -l)
-"$load_bin" "127.0.0.1:$port" --connections 50 --size 64 --threads 1 --hold 3 >"$out/fds.load" 2>&1 &
-hold_pid=$!
-for _ in $(seq 1 100); do grep -q '^holding' "$out/fds.load" 2>/dev/null && break; sleep 0.1; done
 sleep 0.5
+fds_before=$(ls "/proc/$proxy_pid/fd" | wc -l)
+rss_before=$(vmrss "$proxy_pid")
+"$load_bin" "127.0.0.1:$port" --connections "$mem_conns" --size 64 --threads 1 --hold 6 >"$out/fds.load" 2>&1 &
+hold_pid=$!
+for _ in $(seq 1 300); do grep -q '^holding' "$out/fds.load" 2>/dev/null && break; sleep 0.1; done
+sleep 1
 fds_held=$(ls "/proc/$proxy_pid/fd" | wc -l)
+rss_held=$(vmrss "$proxy_pid")
 wait "$hold_pid" || true
 stop "$proxy_pid"
 
@@ -133,7 +141,8 @@ syscalls=$(per "${count[strace_$n1]}" "${count[strace_$n2]}" 2)
 proxy_ir=$(per "${count[cg_proxy_$n1]}" "${count[cg_proxy_$n2]}" 0)
 echo_ir=$(per "${count[cg_echo_$n1]}" "${count[cg_echo_$n2]}" 0)
 ratio=$(python3 -c "print(f'{(${count[cg_proxy_$n2]} - ${count[cg_proxy_$n1]}) / (${count[cg_echo_$n2]} - ${count[cg_echo_$n1]}):.2f}')")
-fds_per=$(python3 -c "print(f'{($fds_held - $fds_before) / 50:.2f}')")
+fds_per=$(python3 -c "print(f'{($fds_held - $fds_before) / $mem_conns:.2f}')")
+bytes_per=$(python3 -c "print(f'{($rss_held - $rss_before) * 1024 / $mem_conns:,.0f}')")
 # The N2 run's biggest syscall counts per request (start-up not subtracted: a few hundred calls in all).
 breakdown=$(awk 'NR > 2 && $NF != "total" && $1 !~ /^-/ {print $NF, $4}' "$out/strace_$n2.txt" |
   sort -k2 -n -r | head -n 4 |
@@ -150,7 +159,8 @@ Regenerate with \`$invocation\` (after \`ninja -C $build_dir\`).
 | syscalls (\`strace -f -c\`) | **$syscalls** ($breakdown) |
 | user-space instructions (callgrind) | **$proxy_ir** |
 | the same for \`fiberio-echo\` serving the clients itself | $echo_ir (ratio $ratio) |
-| fds per proxied connection, idle | **$fds_per** ($fds_before before, $fds_held with 50 connections) |
+| fds per proxied connection, idle | **$fds_per** ($fds_before before, $fds_held with $mem_conns connections) |
+| memory per proxied connection, idle (VmRSS growth) | **$bytes_per bytes** ($(python3 -c "print(f'{$rss_before:,}')") KiB before, $(python3 -c "print(f'{$rss_held:,}')") KiB with $mem_conns connections) |
 EOF
 )
 echo
