@@ -70,6 +70,19 @@ def stop_ok(server):
     check(rc == 0, f"exit code {rc} after SIGTERM; stderr: {server.stderr_text()}")
 
 
+def one_request(proxy, payload):
+    """A client sends `payload` through the proxy and waits for it back: (echoed?, seconds waited)."""
+    with h.connect(proxy.address) as s:
+        s.sendall(payload)
+        start = time.monotonic()
+        s.settimeout(h.bound(10))
+        try:
+            reply = s.recv(len(payload) + 10)
+        except ConnectionResetError:
+            reply = b""
+        return reply == payload, time.monotonic() - start
+
+
 def closed_promptly(sock, limit=10.0):
     """True if the peer closes (EOF or reset) within `limit` seconds."""
     sock.settimeout(h.bound(limit))
@@ -165,19 +178,8 @@ def failed_upstream_is_skipped():
     dead = f"127.0.0.1:{refused_port()}"
     echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
     proxy = start_proxy(dead, echo.hostport)  # the first connection goes to the dead one
-    failures, served = 0, 0
-    for i in range(8):
-        with h.connect(proxy.address) as s:
-            s.sendall(b"n%d" % i)
-            s.settimeout(h.bound(10))
-            try:
-                reply = s.recv(10)
-            except ConnectionResetError:
-                reply = b""
-            if reply == b"n%d" % i:
-                served += 1
-            else:
-                failures += 1
+    served = sum(one_request(proxy, b"n%d" % i)[0] for i in range(8))
+    failures = 8 - served
     check(failures <= 1, f"{failures} clients failed: the dead upstream was not skipped")
     check(served >= 7, f"only {served} clients served")
     lines = [l for l in proxy.stderr_text().splitlines() if dead in l]
@@ -198,20 +200,12 @@ def silent_upstream_is_ejected():
     proxy = start_proxy(hung.hostport, echo.hostport, extra=["--response-timeout-ms", "300"])
     closed, served = 0, 0
     for i in range(6):
-        with h.connect(proxy.address) as s:
-            s.sendall(b"q%d" % i)
-            start = time.monotonic()
-            s.settimeout(h.bound(10))
-            try:
-                reply = s.recv(10)
-            except ConnectionResetError:
-                reply = b""
-            if reply == b"q%d" % i:
-                served += 1
-            else:
-                closed += 1
-                waited = time.monotonic() - start
-                check(0.25 <= waited < h.bound(5), f"the hung upstream's client was closed after {waited:.2f} s")
+        echoed, waited = one_request(proxy, b"q%d" % i)
+        if echoed:
+            served += 1
+        else:
+            closed += 1
+            check(0.25 <= waited < h.bound(5), f"the hung upstream's client was closed after {waited:.2f} s")
     check(closed == 1, f"{closed} clients went to the hung upstream: it was not ejected")
     check(served == 5, f"only {served} clients served")
     lines = [l for l in proxy.stderr_text().splitlines() if hung.hostport in l]
@@ -261,15 +255,7 @@ def active_health_checks_find_a_dead_upstream_first():
     end = time.monotonic() + h.bound(5)
     while time.monotonic() < end and not any(dead in l and "skipping" in l for l in proxy.stderr_text().splitlines()):
         time.sleep(0.05)
-    served = 0
-    for i in range(6):
-        with h.connect(proxy.address) as s:
-            s.sendall(b"h%d" % i)
-            s.settimeout(h.bound(10))
-            try:
-                served += s.recv(10) == b"h%d" % i
-            except ConnectionResetError:
-                pass
+    served = sum(one_request(proxy, b"h%d" % i)[0] for i in range(6))
     check(served == 6, f"only {served} of 6 clients served: the check did not mark {dead} down first")
     lines = [l for l in proxy.stderr_text().splitlines() if dead in l]
     check(len(lines) == 1 and "skipping" in lines[0], f"log about {dead}: {lines}")

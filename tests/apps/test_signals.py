@@ -23,6 +23,16 @@ def stop_and_time(server, sig):
     return took
 
 
+def wait_logged(server, text, limit=5.0):
+    """True once `text` appears in the server's stderr, within `limit` seconds."""
+    end = time.monotonic() + h.bound(limit)
+    while time.monotonic() < end:
+        if text in server.stderr_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def closed_by_server(sock):
     sock.settimeout(h.bound(HANG))
     try:
@@ -133,26 +143,18 @@ def usr1_logs_stats_and_hup_checks_the_config():
         s.sendall(b"x")
         check(s.recv(1) == b"x", "no echo")
 
-        def logged(text, limit=5.0):
-            end = time.monotonic() + h.bound(limit)
-            while time.monotonic() < end:
-                if text in server.stderr_text():
-                    return True
-                time.sleep(0.05)
-            return False
-
         server.proc.send_signal(signal.SIGUSR1)
-        check(logged("stats: 1 connection(s) open; worker 0: "), f"no stats line: {server.stderr_text()}")
+        check(wait_logged(server, "stats: 1 connection(s) open; worker 0: "), f"no stats line: {server.stderr_text()}")
         # Lines logged while serving carry the time (UTC), the pid and a level.
         stats = [l for l in server.stderr_text().splitlines() if "stats:" in l][0]
         pattern = r"^fiberio-echo: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[pid %d\] info: stats: " % server.proc.pid
         check(re.match(pattern, stats), f"stats line without time, pid and level: {stats!r}")
         server.proc.send_signal(signal.SIGHUP)
-        check(logged("SIGHUP: the configuration is valid"), f"no SIGHUP line: {server.stderr_text()}")
+        check(wait_logged(server, "SIGHUP: the configuration is valid"), f"no SIGHUP line: {server.stderr_text()}")
         with open(cfg, "w") as f:
             f.write("[runtime]\nthreads = 0\n")
         server.proc.send_signal(signal.SIGHUP)
-        check(logged("SIGHUP: the configuration has errors"), f"no SIGHUP error: {server.stderr_text()}")
+        check(wait_logged(server, "SIGHUP: the configuration has errors"), f"no SIGHUP error: {server.stderr_text()}")
         check(f"{cfg}:2" in server.stderr_text(), f"the error does not name the line: {server.stderr_text()}")
         check(server.alive(), "the server died on SIGUSR1/SIGHUP")
         s.sendall(b"y")
@@ -205,14 +207,6 @@ def hup_reloads_the_proxy_upstreams():
     write_config(f'[proxy]\nlisten = "127.0.0.1:0"\nupstreams = ["{a}"]\n')
     proxy = h.start(h.PROXY, "--config", cfg)
 
-    def logged(text, limit=5.0):
-        end = time.monotonic() + h.bound(limit)
-        while time.monotonic() < end:
-            if text in proxy.stderr_text():
-                return True
-            time.sleep(0.05)
-        return False
-
     def round_trip(sock, data):
         sock.sendall(data)
         sock.settimeout(h.bound(5))
@@ -223,7 +217,7 @@ def hup_reloads_the_proxy_upstreams():
     check(len(accepted_a) == 1, f"A accepted {len(accepted_a)}")
     write_config(f'[proxy]\nlisten = "127.0.0.1:0"\nupstreams = ["{b}"]\nbalance = "least-connections"\n')
     proxy.proc.send_signal(signal.SIGHUP)
-    check(logged("SIGHUP: reloaded for new connections: upstreams (least-connections): " + b),
+    check(wait_logged(proxy, "SIGHUP: reloaded for new connections: upstreams (least-connections): " + b),
           f"no reload line: {proxy.stderr_text()}")
     with h.connect(proxy.address) as s:
         check(round_trip(s, b"second"), "no echo through upstream B")
@@ -231,12 +225,12 @@ def hup_reloads_the_proxy_upstreams():
     check(round_trip(held, b"still"), "the established connection was dropped by the reload")
     write_config("[proxy]\nupstreams = []\n")
     proxy.proc.send_signal(signal.SIGHUP)
-    check(logged("SIGHUP: the configuration has errors"), f"no error line: {proxy.stderr_text()}")
+    check(wait_logged(proxy, "SIGHUP: the configuration has errors"), f"no error line: {proxy.stderr_text()}")
     with h.connect(proxy.address) as s:
         check(round_trip(s, b"third"), "the running configuration was not kept")
     check(len(accepted_b) == 2, f"B accepted {len(accepted_b)}")
     proxy.proc.send_signal(signal.SIGUSR1)
-    check(logged(f"upstreams (least-connections): {b} up, 0 open"), f"no upstream state: {proxy.stderr_text()}")
+    check(wait_logged(proxy, f"upstreams (least-connections): {b} up, 0 open"), f"no upstream state: {proxy.stderr_text()}")
     held.close()
     stop_and_time(proxy, signal.SIGTERM)
     srv_a.close()
