@@ -87,9 +87,12 @@ void proxy_connection(TcpStream client, UpstreamPool& upstreams, const ProxyOpti
   if (options.response_timeout.count() > 0) copy.response_timeout = options.response_timeout;
   // Ends at both ends of stream, an error (reset...) or a timeout; either way both sockets close when this
   // returns. Nothing to log but a hung upstream: the rest are the ordinary ways a connection ends.
-  // The upstream is judged by the relay, not by the connect: one that accepts and never answers is down.
-  auto relayed = copy_bidirectional(client, *upstream, copy);
-  if (!relayed && relayed.error() == NetErrc::no_response) {
+  // The upstream is judged by the relay, not by the connect: one that accepts and never answers, or whose
+  // socket fails (a reset, a broken pipe), is down; a relay that ends any other way (the client's error
+  // included) counts for it.
+  CopyReport report;
+  auto relayed = copy_bidirectional(client, *upstream, copy, report);
+  if (!relayed && (relayed.error() == NetErrc::no_response || report.failed == CopyReport::Side::b)) {
     upstreams.failed(index, relayed.error());
   } else {
     upstreams.succeeded(index);

@@ -6,9 +6,10 @@
 // and an idle timeout that ends both directions (so a connection whose client left half-open is reaped).
 // Backpressure comes with it: a direction reads only what its buffer or pipe can hold and waits while the
 // destination does not take it, so a client that sends without reading is stopped by TCP flow control.
-// An upstream that accepts and then does not answer within response_timeout of the client's first bytes
-// is reported to the pool like one that refuses: the client is closed and the upstream skipped for a
-// while, so a hung upstream does not keep taking clients.
+// An upstream that accepts and then does not answer within response_timeout of the client's first bytes,
+// or whose socket fails during the relay (it resets the connection), is reported to the pool like one
+// that refuses: the client is closed and the upstream skipped for a while, so a hung or crashing
+// upstream does not keep taking clients. A client's own reset is not held against the upstream.
 // An upstream that refuses, cannot be reached within connect_timeout, or whose name does not resolve: the
 // client's connection is closed at once, the upstream is reported to the UpstreamPool (which logs the
 // outage once and skips it for a while). A local shortage (EMFILE, ENOBUFS...) is not the upstream's

@@ -120,11 +120,14 @@ class Direction {
 
   // Any thread (the caller's watch reads it while the direction runs).
   std::uint64_t moved() const noexcept { return moved_.load(std::memory_order_relaxed); }
+  // After run(): the stream whose read or write ended it with an error, or nullptr.
+  const StreamSocket* failed_on() const noexcept { return failed_on_; }
 
   IoResult<void> run() {
     if (auto r = relay(); !r) return r;
     // End of stream from the source: pass the half-close on. ENOTCONN: the peer is gone entirely.
-    if (auto s = to_.shutdown_write(); !s && s.error() != std::errc::not_connected) return s;
+    if (auto s = to_.shutdown_write(); !s && s.error() != std::errc::not_connected)
+      return failed_on(to_, s.error());
     return {};
   }
 
@@ -134,7 +137,7 @@ class Direction {
     std::byte small[kSmall];
     for (;;) {
       auto in = from_.read_some({small, kSmall});
-      if (!in) return std::unexpected(in.error());
+      if (!in) return failed_on(from_, in.error());
       if (*in == 0) return {};
       if (auto w = write({small, *in}); !w) return w;
       if (*in < kSmall) continue;
@@ -169,7 +172,7 @@ class Direction {
             splice_ = false;  // this stream refuses splice: stay with read/write from now on
             return bulk_buffered();
           }
-          return std::unexpected(in.error());
+          return failed_on(from_, in.error());
         }
         if (*in == 0) return true;
         // Drain the pipe into the destination; EAGAIN now means "the destination is full".
@@ -178,7 +181,7 @@ class Direction {
           auto out = to_.async_fd().io_some(
               Interest::write, [&] { return splice_out(pipe.read, to_.fd(), pending, mask_sigpipe_); },
               pending);
-          if (!out) return std::unexpected(out.error());
+          if (!out) return failed_on(to_, out.error());
           pending -= static_cast<std::size_t>(*out);
           count(static_cast<std::size_t>(*out));
           spliced_ += static_cast<std::uint64_t>(*out);
@@ -195,7 +198,7 @@ class Direction {
     if (!buffer_) buffer_ = std::make_unique<std::byte[]>(chunk_);  // on the heap: stacks are small
     for (;;) {
       auto in = from_.read_some({buffer_.get(), chunk_});
-      if (!in) return std::unexpected(in.error());
+      if (!in) return failed_on(from_, in.error());
       if (*in == 0) return true;
       if (auto w = write({buffer_.get(), *in}); !w) return std::unexpected(w.error());
       if (*in < chunk_) return false;
@@ -207,12 +210,18 @@ class Direction {
     for (;;) {  // `rest` is never empty: reads that returned 0 bytes ended the relay
       auto out = to_.write_some(rest);
       if (!out) [[unlikely]]
-        return std::unexpected(out.error());
+        return failed_on(to_, out.error());
       count(*out);
       if (*out == rest.size()) [[likely]]
         return {};
       rest = rest.subspan(*out);
     }
+  }
+
+  // Records which stream an error came from (for CopyReport::failed), and returns it.
+  std::unexpected<std::error_code> failed_on(const StreamSocket& stream, std::error_code error) noexcept {
+    failed_on_ = &stream;
+    return std::unexpected(error);
   }
 
   // This direction's fiber is the only writer of moved_; the caller's watch reads it from any thread.
@@ -228,7 +237,8 @@ class Direction {
   bool mask_sigpipe_ = true;
   std::unique_ptr<std::byte[]> buffer_;  // bulk mode without splice; made on first use
   std::atomic<std::uint64_t> moved_{0};
-  std::uint64_t spliced_ = 0;  // of moved_, the bytes that went through the pipe
+  std::uint64_t spliced_ = 0;                // of moved_, the bytes that went through the pipe
+  const StreamSocket* failed_on_ = nullptr;  // the stream whose read or write failed, if one did
 };
 
 // The caller's watch over the two directions' byte counts, for the idle and response timeouts. It looks
@@ -292,6 +302,12 @@ class Watch {
 }  // namespace
 
 IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const CopyOptions& options) {
+  CopyReport report;
+  return copy_bidirectional(a, b, options, report);
+}
+
+IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const CopyOptions& options,
+                                        CopyReport& report) {
   Direction directions[2] = {Direction(a, b, options), Direction(b, a, options)};
   IoResult<void> results[2] = {std::unexpected(std::make_error_code(std::errc::operation_canceled)),
                                std::unexpected(std::make_error_code(std::errc::operation_canceled))};
@@ -357,10 +373,16 @@ IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const 
     }
     throw Cancelled{};
   }
+  report.a_to_b = directions[0].moved();
+  report.b_to_a = directions[1].moved();
   if (stopped) return std::unexpected(*stopped);
   // The first direction to fail is the cause; the other one was cancelled because of it.
-  if (!results[first]) return std::unexpected(results[first].error());
-  if (!results[1 - first]) return std::unexpected(results[1 - first].error());
+  for (const int i : {first, 1 - first}) {
+    if (results[i]) continue;
+    if (const StreamSocket* on = directions[i].failed_on())
+      report.failed = on == &a ? CopyReport::Side::a : CopyReport::Side::b;
+    return std::unexpected(results[i].error());
+  }
   return CopyResult{directions[0].moved(), directions[1].moved()};
 }
 

@@ -58,4 +58,18 @@ struct CopyResult {
 
 IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const CopyOptions& options = {});
 
+// What a copy did, also when it failed: the bytes written each way, and which stream an error came
+// from (a read from it or a write to it failed); none for a success, a timeout or a cancellation.
+struct CopyReport {
+  enum class Side : std::uint8_t { none, a, b };
+  std::uint64_t a_to_b = 0;
+  std::uint64_t b_to_a = 0;
+  Side failed = Side::none;
+};
+
+// copy_bidirectional() that also fills `report`, however the copy ends (a proxy uses it to tell an
+// upstream's reset from its client's).
+IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const CopyOptions& options,
+                                        CopyReport& report);
+
 }  // namespace fiberio

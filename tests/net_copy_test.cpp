@@ -133,8 +133,9 @@ TEST_CASE("copy: a reset on one side ends the copy with the error; no SIGPIPE") 
       fiberio::block_on(
           [splice] {
             Relay r = make_relay();
+            fiberio::CopyReport report;
             auto proxy = fiberio::spawn([&] {
-              return fiberio::copy_bidirectional(r.downstream, r.upstream, {.use_splice = splice});
+              return fiberio::copy_bidirectional(r.downstream, r.upstream, {.use_splice = splice}, report);
             });
             // The server dies abruptly while the client streams data at it.
             std::array<std::byte, 1000> some;
@@ -152,6 +153,8 @@ TEST_CASE("copy: a reset on one side ends the copy with the error; no SIGPIPE") 
             CHECK_MESSAGE(
                 (moved.error() == std::errc::connection_reset || moved.error() == std::errc::broken_pipe),
                 moved.error().message());
+            CHECK(report.failed == fiberio::CopyReport::Side::b);  // the upstream side's socket failed
+            CHECK(report.a_to_b >= some.size());
             r.client.close();  // unblocks the pump (it writes to a closed fd: EBADF)
             pump.join();
           },
@@ -382,5 +385,42 @@ TEST_CASE("copy: after a half-close, a side that never answers is reaped by the 
     const auto took = fiberio::Clock::now() - start;
     CHECK(took >= 80ms);
     CHECK(took < 5s);
+  });
+}
+
+TEST_CASE("copy: the report names the side whose socket failed, and none for a clean end") {
+  fiberio::block_on([] {
+    // The client resets: side a.
+    Relay r = make_relay();
+    fiberio::CopyReport report;
+    auto proxy =
+        fiberio::spawn([&] { return fiberio::copy_bidirectional(r.downstream, r.upstream, {}, report); });
+    REQUIRE(r.client.write_all("hello"));
+    std::array<std::byte, 5> got;
+    REQUIRE(r.server.read_exact(got, fiberio::Clock::now() + 5s));
+    REQUIRE(r.server.write_all("reply"));
+    REQUIRE(r.client.read_exact(got, fiberio::Clock::now() + 5s));
+    REQUIRE(r.client.set_linger(0s));
+    r.client.close();
+    auto moved = proxy.join();
+    REQUIRE_FALSE(moved);
+    CHECK(report.failed == fiberio::CopyReport::Side::a);
+    CHECK(report.a_to_b == 5u);
+    CHECK(report.b_to_a == 5u);
+
+    // Both sides end cleanly: none, and the counts.
+    Relay r2 = make_relay();
+    fiberio::CopyReport clean;
+    auto proxy2 =
+        fiberio::spawn([&] { return fiberio::copy_bidirectional(r2.downstream, r2.upstream, {}, clean); });
+    REQUIRE(r2.client.write_all("abc"));
+    REQUIRE(r2.client.shutdown_write());
+    REQUIRE(r2.server.shutdown_write());
+    CHECK(drain(r2.server).size() == 3u);
+    CHECK(drain(r2.client).size() == 0u);
+    auto moved2 = proxy2.join();
+    REQUIRE(moved2);
+    CHECK(clean.failed == fiberio::CopyReport::Side::none);
+    CHECK(clean.a_to_b == 3u);
   });
 }

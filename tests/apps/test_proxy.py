@@ -216,6 +216,37 @@ def silent_upstream_is_ejected():
     return f"client of the hung upstream closed after the timeout; {served} others served"
 
 
+def resetting_upstream_is_ejected():
+    """An upstream that resets every connection once it has read the request: the client on it is closed,
+    the upstream marked down (logged once, with the reset), and the next clients go to the other one.
+    A client that resets its own connection does not count against the upstream."""
+    def reset_after_read(conn):
+        conn.recv(4096)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends RST
+    flaky = Upstream(reset_after_read)
+    echo = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "1")
+    proxy = start_proxy(flaky.hostport, echo.hostport)
+    served = sum(one_request(proxy, b"r%d" % i)[0] for i in range(6))
+    check(served == 5, f"{served} of 6 clients served: the resetting upstream was not ejected after one")
+    lines = [l for l in proxy.stderr_text().splitlines() if flaky.hostport in l]
+    check(len(lines) == 1 and "skipping" in lines[0] and "reset" in lines[0], f"log about {flaky.hostport}: {lines}")
+    # Clients that reset their own connections, on a proxy with one good upstream: it stays up.
+    proxy2 = start_proxy(echo.hostport)
+    for _ in range(3):
+        s = h.connect(proxy2.address)
+        s.sendall(b"bye")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    time.sleep(0.2)
+    check(one_request(proxy2, b"still")[0], "the proxy stopped serving after clients reset")
+    check(not any("skipping" in l for l in proxy2.stderr_text().splitlines()),
+          f"a client's reset marked the upstream down: {proxy2.stderr_text()}")
+    flaky.close()
+    for p in (proxy, proxy2, echo):
+        stop_ok(p)
+    return "the resetting upstream took one client; clients' own resets did not count"
+
+
 def least_connections_balance():
     """--balance least-connections: while one client holds a connection to one upstream, the short ones
     that follow all go to the other (round-robin would alternate)."""
@@ -394,6 +425,7 @@ if __name__ == "__main__":
         refused_upstream_closes_client_and_logs_once,
         failed_upstream_is_skipped,
         silent_upstream_is_ejected,
+        resetting_upstream_is_ejected,
         least_connections_balance,
         active_health_checks_find_a_dead_upstream_first,
         unresponsive_upstream_times_out,
