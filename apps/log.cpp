@@ -21,17 +21,39 @@ void write_line(std::string_view header, std::string_view text) noexcept {
     const std::size_t shown = text.size() < kMaxLogText ? text.size() : kMaxLogText;
     line.reserve(program_name().size() + header.size() + shown + 48);
     line.append(program_name()).append(": ").append(header);
-    // Input quoted in a message (a config value, a flag) may hold anything: control bytes and escape
-    // sequences are shown as \xNN, never passed to the terminal, and a huge value is cut short.
+    // Input quoted in a message (a config value, a flag) may hold anything: control bytes (C0, DEL, and
+    // C1 as UTF-8 encodes it) and bytes that are not UTF-8 are shown as \xNN, never passed to the
+    // terminal, and a huge value is cut short.
     static constexpr char kHex[] = "0123456789abcdef";
-    for (const char c : text.substr(0, shown)) {
-      const auto u = static_cast<unsigned char>(c);
-      if (u < 0x20 || u == 0x7f) {
-        line.append("\\x").push_back(kHex[u >> 4]);
-        line.push_back(kHex[u & 15]);
-      } else {
-        line.push_back(c);
+    const auto escape = [&line](unsigned char u) {
+      line.append("\\x").push_back(kHex[u >> 4]);
+      line.push_back(kHex[u & 15]);
+    };
+    const std::string_view shown_text = text.substr(0, shown);
+    for (std::size_t i = 0; i < shown_text.size();) {
+      const auto u = static_cast<unsigned char>(shown_text[i]);
+      if (u < 0x80) {
+        if (u < 0x20 || u == 0x7f)
+          escape(u);
+        else
+          line.push_back(static_cast<char>(u));
+        ++i;
+        continue;
       }
+      // A multi-byte UTF-8 sequence: its length from the lead byte, then that many continuation bytes.
+      const std::size_t length = u >= 0xf0 && u <= 0xf4 ? 4 : u >= 0xe0 ? 3 : u >= 0xc2 && u <= 0xdf ? 2 : 0;
+      bool valid = length != 0 && i + length <= shown_text.size();
+      for (std::size_t k = 1; valid && k < length; ++k)
+        valid = (static_cast<unsigned char>(shown_text[i + k]) & 0xc0) == 0x80;
+      const bool c1 =
+          valid && u == 0xc2 && static_cast<unsigned char>(shown_text[i + 1]) < 0xa0;  // U+0080..9F
+      if (!valid || c1) {
+        escape(u);
+        ++i;
+        continue;
+      }
+      line.append(shown_text.substr(i, length));
+      i += length;
     }
     if (shown < text.size())
       line.append("... (").append(std::to_string(text.size() - shown)).append(" more bytes)");

@@ -31,8 +31,8 @@ inline constexpr std::size_t kMaxLogText = 1024;
 
 enum class LogLevel : std::uint8_t { info, warn, error };
 
-// Writes "PROGRAM: text\n" to stderr in one call, control bytes (< 0x20, 0x7f) escaped as \xNN, and the
-// text cut after kMaxLogText bytes.
+// Writes "PROGRAM: text\n" to stderr in one call, control bytes (C0, DEL, C1) and bytes that are not
+// UTF-8 escaped as \xNN, and the text cut after kMaxLogText bytes.
 void write_log_line(std::string_view text) noexcept;
 // Likewise, with "TIME [pid PID] LEVEL: " before the text.
 void write_log_event(LogLevel level, std::string_view text) noexcept;

@@ -165,6 +165,9 @@ def hostile_config_files_refused():
     esc = write("escape.toml", "[runtime]\n\"\\u001b[31mred\" = 1\n")
     line = expect_bad(e, ["--config", esc], f"{esc}:2")
     check("\x1b" not in line and "\\x1b[31mred" in line, f"control byte not escaped: {line!r}")
+    c1 = write("c1.toml", "[runtime]\n\"\\u009b31mred\\u00e9\" = 1\n")  # CSI as UTF-8 encodes it; then an e-acute
+    line = expect_bad(e, ["--config", c1], f"{c1}:2")
+    check("\u009b" not in line and "\\xc2\\x9b31mred\u00e9" in line, f"C1 control not escaped, or UTF-8 mangled: {line!r}")
     long = write("long.toml", "[echo]\nlisten = \"" + "x" * 900_000 + "\"\n")
     line = expect_bad(e, ["--config", long], f"{long}:2")
     check(len(line) < 1200 and "more bytes" in line, f"a 900 kB value was echoed whole ({len(line)} bytes)")
