@@ -88,6 +88,12 @@ std::function<std::string(const std::string&)> unsigned_in(std::uint64_t low, st
   };
 }
 
+// An unsigned option in [low, high], shown in --help as `unit` (N, MS, S).
+CLI::Option* add_number(CLI::App& app, const std::string& name, std::uint32_t& value, const std::string& help,
+                        const std::string& unit, std::uint64_t low, std::uint64_t high) {
+  return app.add_option(name, value, help)->type_name(unit)->check(unsigned_in(low, high));
+}
+
 // Parses argv into `out`. Returns the exit code to stop with (help, version, bad flag), or nullopt to go on.
 std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliValues& out) {
   const std::string name = kind == AppKind::echo ? "fiberio-echo" : "fiberio-proxy";
@@ -115,9 +121,8 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
                                            : "address to listen on (required here or in the file; "
                                              "port 0: any free port)")
           ->type_name("HOST:PORT");
-  auto* threads_opt = app.add_option("--threads", threads, "worker threads (default: one per CPU)")
-                          ->type_name("N")
-                          ->check(unsigned_in(1, kMaxThreads));
+  auto* threads_opt =
+      add_number(app, "--threads", threads, "worker threads (default: one per CPU)", "N", 1, kMaxThreads);
   auto* backend_opt =
       app.add_option("--backend", backend_text, "I/O backend: auto (epoll), epoll, io_uring or poll")
           ->type_name("auto|epoll|io_uring|poll")
@@ -148,27 +153,21 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
                         auto b = parse_balance(text);
                         return b ? std::string() : b.error();
                       });
-    connect_opt = app.add_option("--connect-timeout-ms", connect_timeout_ms,
-                                 "limit for connecting to an upstream (default 3000)")
-                      ->type_name("MS")
-                      ->check(unsigned_in(1, kMaxConnectTimeoutMs));
-    response_opt =
-        app.add_option("--response-timeout-ms", response_timeout_ms,
-                       "an upstream sent bytes must answer within MS, else the client is closed and "
-                       "the upstream marked down (0 = no limit; default 10000)")
-            ->type_name("MS")
-            ->check(unsigned_in(0, kMaxConnectTimeoutMs));
-    health_opt = app.add_option("--health-check-interval-ms", health_ms,
-                                "connect to every upstream this often and mark the ones that fail down "
-                                "(0 = no active checks, the default)")
-                     ->type_name("MS")
-                     ->check(unsigned_in(0, kMaxConnectTimeoutMs));
-    idle_opt =
-        app.add_option("--idle-timeout-s", idle_timeout_s,
-                       "close both sides after S seconds without a byte in either direction (0 = never; "
-                       "default 300)")
-            ->type_name("S")
-            ->check(unsigned_in(0, kMaxIdleTimeoutS));
+    connect_opt =
+        add_number(app, "--connect-timeout-ms", connect_timeout_ms,
+                   "limit for connecting to an upstream (default 3000)", "MS", 1, kMaxConnectTimeoutMs);
+    response_opt = add_number(app, "--response-timeout-ms", response_timeout_ms,
+                              "an upstream sent bytes must answer within MS, else the client is closed and "
+                              "the upstream marked down (0 = no limit; default 10000)",
+                              "MS", 0, kMaxConnectTimeoutMs);
+    health_opt = add_number(app, "--health-check-interval-ms", health_ms,
+                            "connect to every upstream this often and mark the ones that fail down "
+                            "(0 = no active checks, the default)",
+                            "MS", 0, kMaxConnectTimeoutMs);
+    idle_opt = add_number(app, "--idle-timeout-s", idle_timeout_s,
+                          "close both sides after S seconds without a byte in either direction (0 = never; "
+                          "default 300)",
+                          "S", 0, kMaxIdleTimeoutS);
   }
 
   // CLI11 acts on --help and --version the moment it meets them, before it has seen an unknown flag
@@ -380,6 +379,16 @@ class FileLoader {
     return value->get();
   }
 
+  // integer() as a duration of the key's unit (milliseconds for *_ms, seconds for *_s), stored in `out`.
+  template <class Duration>
+  std::expected<void, Error> duration(const std::string& key, const toml::node& node, std::int64_t low,
+                                      std::int64_t high, Duration& out) const {
+    auto n = integer(key, node, low, high);
+    if (!n) return std::unexpected(n.error());
+    out = Duration(*n);
+    return {};
+  }
+
   std::expected<std::string, Error> string(const std::string& key, const toml::node& node) const {
     const auto* value = node.as_string();
     if (!value) return fail(node.source(), key + " must be a string");
@@ -473,9 +482,7 @@ class FileLoader {
         if (list.empty()) return fail(node.source(), full + " is empty");
         config_.upstreams = std::move(list);
       } else if (name == "connect_timeout_ms") {
-        auto n = integer(full, node, 1, kMaxConnectTimeoutMs);
-        if (!n) return std::unexpected(n.error());
-        config_.connect_timeout = std::chrono::milliseconds(*n);
+        if (auto r = duration(full, node, 1, kMaxConnectTimeoutMs, config_.connect_timeout); !r) return r;
       } else if (name == "balance") {
         auto text = string(full, node);
         if (!text) return std::unexpected(text.error());
@@ -483,17 +490,12 @@ class FileLoader {
         if (!b) return fail(node.source(), full + ": " + b.error());
         config_.balance = *b;
       } else if (name == "health_check_interval_ms") {
-        auto n = integer(full, node, 0, kMaxConnectTimeoutMs);
-        if (!n) return std::unexpected(n.error());
-        config_.health_check_interval = std::chrono::milliseconds(*n);
+        if (auto r = duration(full, node, 0, kMaxConnectTimeoutMs, config_.health_check_interval); !r)
+          return r;
       } else if (name == "response_timeout_ms") {
-        auto n = integer(full, node, 0, kMaxConnectTimeoutMs);
-        if (!n) return std::unexpected(n.error());
-        config_.response_timeout = std::chrono::milliseconds(*n);
+        if (auto r = duration(full, node, 0, kMaxConnectTimeoutMs, config_.response_timeout); !r) return r;
       } else if (name == "idle_timeout_s") {
-        auto n = integer(full, node, 0, kMaxIdleTimeoutS);
-        if (!n) return std::unexpected(n.error());
-        config_.idle_timeout = std::chrono::seconds(*n);
+        if (auto r = duration(full, node, 0, kMaxIdleTimeoutS, config_.idle_timeout); !r) return r;
       } else {
         return fail(key.source(),
                     "unknown key '" + name +

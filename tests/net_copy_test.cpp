@@ -294,7 +294,6 @@ TEST_CASE("copy: small messages go through no pipe; a large transfer's pipe goes
       auto moved = p.join();
       REQUIRE(moved);
     }
-    CHECK(proxies.size() == static_cast<std::size_t>(kRelays));
   });
 }
 
