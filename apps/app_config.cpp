@@ -32,6 +32,12 @@ std::expected<UpstreamPool::Balance, Error> parse_balance(std::string_view text)
   return std::unexpected("expected round-robin or least-connections, got '" + std::string(text) + "'");
 }
 
+std::expected<ConnectionMode, Error> parse_connection_mode(std::string_view text) {
+  if (text == "idle-loop") return ConnectionMode::idle_loop;
+  if (text == "fiber") return ConnectionMode::fiber;
+  return std::unexpected("expected idle-loop or fiber, got '" + std::string(text) + "'");
+}
+
 constexpr std::uint32_t kMaxThreads = 1024;
 constexpr std::uint32_t kMaxConnectTimeoutMs = 3'600'000;  // one hour
 constexpr std::uint32_t kMaxIdleTimeoutS = 7 * 24 * 3600;  // one week
@@ -48,6 +54,7 @@ struct CliValues {
   std::optional<bool> work_stealing;
   std::vector<std::string> upstreams;  // empty: not given
   std::optional<UpstreamPool::Balance> balance;
+  std::optional<ConnectionMode> connection_mode;
   std::optional<std::uint32_t> connect_timeout_ms;
   std::optional<std::uint32_t> response_timeout_ms;
   std::optional<std::uint32_t> health_check_interval_ms;
@@ -67,7 +74,7 @@ std::string program_description(AppKind kind) {
 constexpr const char* kFooter =
     "Settings come from, in precedence: command line, environment (FIBERIO_THREADS, FIBERIO_BACKEND, "
     "FIBERIO_WORK_STEALING=true|false|1|0|on|off, FIBERIO_STACK_SIZE), the --config file ([runtime] threads, "
-    "work_stealing, backend, stack_size; [echo] listen; [proxy] listen, upstreams, balance, "
+    "work_stealing, backend, stack_size; [echo] listen, connection_mode; [proxy] listen, upstreams, balance, "
     "connect_timeout_ms, "
     "health_check_interval_ms, response_timeout_ms, idle_timeout_s; a regular file of at most 1 MiB), "
     "defaults. When ready, the program prints one line on stdout, 'listening on HOST:PORT'. SIGINT/SIGTERM "
@@ -106,7 +113,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
                 idle_timeout_s = 0;
   bool steal = true;
   std::vector<std::string> upstreams;
-  std::string balance_text;
+  std::string balance_text, mode_text;
 
   auto* config_opt = app.add_option("--config", config_path, "TOML config file")->type_name("FILE");
   bool check = false;
@@ -133,6 +140,17 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   auto* steal_opt =
       app.add_flag("--steal,!--no-steal", steal, "idle workers steal queued fibers (default on)");
 
+  CLI::Option* mode_opt = nullptr;
+  if (kind == AppKind::echo) {
+    mode_opt = app.add_option("--connection-mode", mode_text,
+                              "idle-loop: a connection holds no stack while idle (the default); fiber: a "
+                              "fiber and its stack for the connection's whole life")
+                   ->type_name("idle-loop|fiber")
+                   ->check([](const std::string& text) -> std::string {
+                     auto m = parse_connection_mode(text);
+                     return m ? std::string() : m.error();
+                   });
+  }
   CLI::Option* upstream_opt = nullptr;
   CLI::Option* balance_opt = nullptr;
   CLI::Option* connect_opt = nullptr;
@@ -212,6 +230,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   if (steal_opt->count()) out.work_stealing = steal;
   if (upstream_opt && upstream_opt->count()) out.upstreams = upstreams;
   if (balance_opt && balance_opt->count()) out.balance = *parse_balance(balance_text);
+  if (mode_opt && mode_opt->count()) out.connection_mode = *parse_connection_mode(mode_text);
   if (connect_opt && connect_opt->count()) out.connect_timeout_ms = connect_timeout_ms;
   if (response_opt && response_opt->count()) out.response_timeout_ms = response_timeout_ms;
   if (health_opt && health_opt->count()) out.health_check_interval_ms = health_ms;
@@ -443,8 +462,16 @@ class FileLoader {
   std::expected<void, Error> echo(const toml::table& section) {
     for (auto&& [key, node] : section) {
       const std::string name(key.str());
+      if (name == "connection_mode") {
+        const auto* text = node.as_string();
+        if (!text) return fail(node.source(), "echo.connection_mode must be a string");
+        auto mode = parse_connection_mode(text->get());
+        if (!mode) return fail(node.source(), "echo.connection_mode: " + mode.error());
+        config_.connection_mode = *mode;
+        continue;
+      }
       if (name != "listen")
-        return fail(key.source(), "unknown key '" + name + "' in [echo] (expected listen)");
+        return fail(key.source(), "unknown key '" + name + "' in [echo] (expected listen, connection_mode)");
       auto hp = address("echo.listen", node);
       if (!hp) return std::unexpected(hp.error());
       echo_listen_ = *hp;
@@ -554,6 +581,7 @@ std::expected<AppConfig, Error> merge(AppKind kind, const CliValues& cli) {
   }
   if (cli.connect_timeout_ms) config.connect_timeout = std::chrono::milliseconds(*cli.connect_timeout_ms);
   if (cli.balance) config.balance = *cli.balance;
+  if (cli.connection_mode) config.connection_mode = *cli.connection_mode;
   if (cli.health_check_interval_ms)
     config.health_check_interval = std::chrono::milliseconds(*cli.health_check_interval_ms);
   if (cli.response_timeout_ms) config.response_timeout = std::chrono::milliseconds(*cli.response_timeout_ms);
@@ -597,6 +625,9 @@ std::expected<AppConfig, int> load_app_config(AppKind kind, int argc, char** arg
                 << describe_runtime(config->runtime);
       for (std::size_t i = 0; i < config->upstreams.size(); ++i)
         std::cout << (i == 0 ? ", upstreams " : ",") << config->upstreams[i].to_string();
+      if (kind == AppKind::echo)
+        std::cout << ", connection mode "
+                  << (config->connection_mode == ConnectionMode::idle_loop ? "idle-loop" : "fiber");
       if (kind == AppKind::proxy)
         std::cout << ", balance "
                   << (config->balance == UpstreamPool::Balance::round_robin ? "round-robin"
@@ -621,6 +652,7 @@ std::string restart_only_changes(const AppConfig& running, const AppConfig& load
   note(running.runtime.backend != loaded.runtime.backend, "backend");
   note(running.runtime.work_stealing != loaded.runtime.work_stealing, "work_stealing");
   note(running.runtime.stack_size != loaded.runtime.stack_size, "stack_size");
+  note(running.connection_mode != loaded.connection_mode, "connection_mode");
   return out;
 }
 

@@ -9,7 +9,7 @@
 // The config file has three sections, each with a fixed set of keys; anything else is an error naming the
 // file, the line and the key:
 //   [runtime] threads, work_stealing, backend, stack_size
-//   [echo]    listen
+//   [echo]    listen, connection_mode
 //   [proxy]   listen, upstreams, balance, connect_timeout_ms, health_check_interval_ms,
 //             response_timeout_ms, idle_timeout_s
 // Both programs accept (and check) all three sections, so one file can serve both.
@@ -34,10 +34,15 @@ namespace fiberio {
 
 enum class AppKind : std::uint8_t { echo, proxy };
 
+// How fiberio-echo serves a connection: an idle loop (runtime/idle_loop.hpp: no stack while idle, the
+// default) or a fiber of its own for the connection's whole life (for comparison).
+enum class ConnectionMode : std::uint8_t { idle_loop, fiber };
+
 struct AppConfig {
-  Config runtime{};                   // threads, work_stealing, backend, stack_size
-  HostPort listen{};                  // where to accept; syntax checked, not resolved yet
-  std::vector<HostPort> upstreams{};  // proxy: at least one; echo: empty
+  Config runtime{};   // threads, work_stealing, backend, stack_size
+  HostPort listen{};  // where to accept; syntax checked, not resolved yet
+  ConnectionMode connection_mode = ConnectionMode::idle_loop;          // echo
+  std::vector<HostPort> upstreams{};                                   // proxy: at least one; echo: empty
   UpstreamPool::Balance balance = UpstreamPool::Balance::round_robin;  // proxy: how to choose one
   std::chrono::milliseconds connect_timeout{3000};     // proxy: per upstream connection attempt
   std::chrono::milliseconds health_check_interval{0};  // proxy: active checks every this long (0: none)

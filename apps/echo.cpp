@@ -9,20 +9,25 @@
 #include <cerrno>
 
 namespace fiberio {
+namespace {
 
-void echo_connection(TcpStream stream) {
-  (void)stream.set_nodelay(true);  // an echo is a small write that must not wait for an ACK (Nagle)
-  // Small messages go through a buffer on the fiber's stack, in the page its frames already keep
-  // resident, so they cost no pool traffic; a read that fills it means bytes are streaming, and the reads
-  // after it take a pooled buffer until one comes back short.
+enum class Ended : std::uint8_t { end_of_stream, failed, drained };
+
+// The echo loop of both modes: reads with `read(op, size)` (AsyncFd::io_some, which waits, or
+// try_io_some, which says the socket is drained instead) and writes every byte back, until the end of
+// stream (then shuts its write side down), an error, or a drained socket.
+template <class Read>
+Ended echo_bytes(TcpStream& stream, Read&& read) {
+  // Small messages go through a buffer on the stack, in the page its frames already keep resident, so
+  // they cost no pool traffic; a read that fills it means bytes are streaming, and the reads after it
+  // take a pooled buffer until one comes back short.
   std::byte small[1024];
   detail::PooledBuffer buffer;
   bool big = false;
   const int fd = stream.fd();
   for (;;) {
     const std::size_t size = big ? detail::PooledBuffer::kSize : sizeof small;
-    auto n = stream.async_fd().io_some(
-        Interest::read,
+    auto n = read(
         [&]() -> ssize_t {
           std::byte* into = small;
           if (big) {
@@ -37,15 +42,35 @@ void echo_connection(TcpStream stream) {
           return r;
         },
         size);
-    if (!n) return;      // reset, or another error: closing is all that is left
-    if (*n == 0) break;  // the client's end of stream: everything it sent has been echoed
+    if (!n) return n.error() == std::errc::resource_unavailable_try_again ? Ended::drained : Ended::failed;
+    if (*n == 0) {  // the client's end of stream: everything it sent has been echoed
+      (void)stream.shutdown_write();
+      return Ended::end_of_stream;
+    }
     const std::byte* data = big ? buffer.data() : small;
-    if (!stream.write_all({data, static_cast<std::size_t>(*n)})) return;
+    if (!stream.write_all({data, static_cast<std::size_t>(*n)})) return Ended::failed;
     // A short read drained the socket (the next read suspends first): back to the stack buffer.
     big = static_cast<std::size_t>(*n) == size;
     if (!big) buffer.release();
   }
-  (void)stream.shutdown_write();
+}
+
+}  // namespace
+
+void echo_connection(TcpStream stream) {
+  // A reset or another error: closing is all that is left.
+  (void)echo_bytes(stream, [&](auto&& op, std::size_t size) {
+    return stream.async_fd().io_some(Interest::read, op, size);
+  });
+}
+
+Next echo_ready(TcpStream& stream) {
+  return echo_bytes(stream,
+                    [&](auto&& op, std::size_t size) {
+                      return stream.async_fd().try_io_some(Interest::read, op, size);
+                    }) == Ended::drained
+             ? Next::wait
+             : Next::stop;
 }
 
 }  // namespace fiberio

@@ -13,13 +13,21 @@
 // flow control; the server holds at most one buffer for it.
 // Syscalls per request/response exchange: recv (data), send, plus the reactor's share of an epoll_wait
 // (a short read marks the socket drained: no recv to collect EAGAIN).
-// Thread-safety: the function owns its stream; run it in its own fiber.
+// Both modes share that loop; in idle-loop mode the 1 KiB lives on the pooled stack the handler runs on,
+// so an idle connection holds neither a stack nor a buffer.
+// Thread-safety: echo_connection owns its stream, run it in its own fiber; echo_ready is an idle loop's
+// handler.
 #pragma once
 
 #include <fiberio/net/tcp_stream.hpp>
+#include <fiberio/runtime/idle_loop.hpp>
 
 namespace fiberio {
 
+// Fiber mode: the whole connection, in the calling fiber.
 void echo_connection(TcpStream stream);
+// Idle-loop mode (runtime/idle_loop.hpp): echoes what is readable now; Next::wait once the socket is
+// drained (the pooled buffer, if one was taken, is given back first), Next::stop at the end.
+Next echo_ready(TcpStream& stream);
 
 }  // namespace fiberio

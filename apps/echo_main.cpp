@@ -30,6 +30,10 @@ int main(int argc, char** argv) {
             later.empty() ? "; nothing changed" : "; changed, taking effect at the next start: ", later);
         return true;
       }};
-  return fiberio::run_server(*config, server,
-                             [](fiberio::TcpStream stream) { fiberio::echo_connection(std::move(stream)); });
+  if (config->connection_mode == fiberio::ConnectionMode::fiber) {
+    return fiberio::run_server(*config, server, fiberio::ConnectionHandler([](fiberio::TcpStream s) {
+      fiberio::echo_connection(std::move(s));
+    }));
+  }
+  return fiberio::run_server(*config, server, fiberio::IdleConnectionHandler(fiberio::echo_ready));
 }

@@ -80,8 +80,7 @@ void proxy_connection(TcpStream client, UpstreamPool& upstreams, const ProxyOpti
     }
     return;
   }
-  (void)client.set_nodelay(true);  // relay small messages (e.g. redis commands) without Nagle's delay
-  (void)upstream->set_nodelay(true);
+  (void)upstream->set_nodelay(true);  // as run_server did for the client: small messages go out at once
   CopyOptions copy;
   if (options.idle_timeout.count() > 0) copy.idle_timeout = options.idle_timeout;
   if (options.response_timeout.count() > 0) copy.response_timeout = options.response_timeout;

@@ -3,6 +3,7 @@
 #include <fiberio/executor/cancelled.hpp>
 #include <fiberio/net/blocking_pool.hpp>
 #include <fiberio/net/signals.hpp>
+#include <fiberio/runtime/idle_loop.hpp>
 #include <fiberio/runtime/runtime.hpp>
 #include "log.hpp"
 
@@ -13,6 +14,8 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #ifndef FIBERIO_VERSION
@@ -60,26 +63,85 @@ class Placement {
 };
 
 struct Shared {
-  const ConnectionHandler& handler;
+  const std::variant<ConnectionHandler, IdleConnectionHandler>& handler;
   detail::ConnectionTracker& tracker;
   LogLimiter accept_errors{};
   LogLimiter handler_errors{};
 };
 
-void run_connection(Shared& shared, TcpStream stream) {
-  struct Leave {
-    detail::ConnectionTracker& tracker;
-    ~Leave() { tracker.leave(); }
-  } leave{shared.tracker};
+// A connection's stream and its count in the tracker, which it gives back when destroyed: when its fiber
+// or idle loop ends, or at once if neither could be started.
+class TrackedStream {
+ public:
+  TrackedStream(TcpStream stream, detail::ConnectionTracker& tracker)
+      : stream_(std::move(stream)), tracker_(&tracker) {
+    tracker.enter();
+  }
+  TrackedStream(TrackedStream&& other) noexcept
+      : stream_(std::move(other.stream_)), tracker_(std::exchange(other.tracker_, nullptr)) {}
+  TrackedStream& operator=(TrackedStream&& other) noexcept {
+    if (this != &other) {
+      leave();
+      stream_ = std::move(other.stream_);
+      tracker_ = std::exchange(other.tracker_, nullptr);
+    }
+    return *this;
+  }
+  ~TrackedStream() { leave(); }
+
+  TcpStream& stream() noexcept { return stream_; }
+  AsyncFd& async_fd() noexcept { return stream_.async_fd(); }  // what an idle loop serves
+
+ private:
+  void leave() noexcept {
+    stream_.close();  // closed before it stops counting: drain() then means every socket is closed
+    if (tracker_) std::exchange(tracker_, nullptr)->leave();
+  }
+
+  TcpStream stream_;
+  detail::ConnectionTracker* tracker_;
+};
+
+// Runs `call` (a handler's); false if it threw. An exception other than Cancelled ends only this
+// connection, and is logged.
+template <class Call>
+bool guarded(Shared& shared, Call&& call) {
   try {
-    shared.handler(std::move(stream));
+    call();
+    return true;
   } catch (const Cancelled&) {
     throw;                             // shutdown: unwind quietly
   } catch (const std::exception& e) {  // e.g. std::bad_alloc: this connection ends, the server goes on
     std::uint64_t held = 0;
     if (shared.handler_errors.allow(held))
       log_event(LogLevel::warn, "connection dropped: ", e.what(), " (+", held, " more)");
+    return false;
   }
+}
+
+// Starts serving an accepted connection, as the handler's kind says. Throws what spawning throws (the
+// connection is then closed and uncounted).
+void start_connection(Shared& shared, TcpStream stream, std::uint32_t worker) {
+  // Both programs send small messages (an echo, a relayed request) that must not wait for an ACK.
+  (void)stream.set_nodelay(true);
+  TrackedStream conn(std::move(stream), shared.tracker);
+  if (const auto* ready = std::get_if<IdleConnectionHandler>(&shared.handler)) {
+    spawn_idle_loop(
+        std::move(conn),
+        [&shared, ready](TrackedStream& c) {
+          Next next = Next::stop;
+          guarded(shared, [&] { next = (*ready)(c.stream()); });
+          return next;
+        },
+        IdleLoopOptions{.spawn = {"connection", worker}})
+        .detach();
+    return;
+  }
+  const auto& handler = std::get<ConnectionHandler>(shared.handler);
+  spawn([&shared, &handler,
+         conn = std::move(conn)]() mutable { guarded(shared, [&] { handler(std::move(conn.stream())); }); },
+        SpawnOptions{"connection", worker})
+      .detach();
 }
 
 void accept_loop(TcpListener& listener, Shared& shared, Placement placement) {
@@ -93,17 +155,11 @@ void accept_loop(TcpListener& listener, Shared& shared, Placement placement) {
       sleep_for(kAcceptErrorPause);
       continue;
     }
-    shared.tracker.enter();
     try {
-      spawn([&shared,
-             stream = std::move(conn->stream)]() mutable { run_connection(shared, std::move(stream)); },
-            SpawnOptions{"connection", placement.next()})
-          .detach();
+      start_connection(shared, std::move(conn->stream), placement.next());
     } catch (const Cancelled&) {
-      shared.tracker.leave();
       throw;
     } catch (const std::exception& e) {  // no memory for a fiber: drop this connection, keep accepting
-      shared.tracker.leave();
       std::uint64_t held = 0;
       if (shared.accept_errors.allow(held))
         log_event(LogLevel::warn, "cannot start a connection: ", e.what(), " (+", held, " more)");
@@ -207,7 +263,8 @@ std::expected<AcceptMode, int> accept_mode_from_env() {
   return *mode;
 }
 
-int run_server(const AppConfig& config, const ServerOptions& options, ConnectionHandler handler) {
+int run_server(const AppConfig& config, const ServerOptions& options,
+               std::variant<ConnectionHandler, IdleConnectionHandler> handler) {
   ::signal(SIGPIPE, SIG_IGN);
   auto addrs = resolve(config.listen);  // numeric: at once; a name: getaddrinfo on the blocking pool
   if (!addrs) {

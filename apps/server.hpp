@@ -13,8 +13,9 @@
 //  1. resolves the listen address (exit 2 if it cannot be resolved), binds it (apps/listeners.hpp; exit 1
 //     with the address if it is in use or not bindable), starts the Runtime;
 //  2. prints `listening on HOST:PORT` (the real port) on stdout, flushed: the only line on stdout;
-//  3. runs the handler in one fiber per connection, on the workers in turn (or on the worker whose
-//     listener accepted it, in reuseport mode); accept() itself rides out fd exhaustion (EMFILE);
+//  3. serves each connection with the handler, in a fiber of its own or in an idle loop (by the handler's
+//     kind), on the workers in turn (or on the worker whose listener accepted it, in reuseport mode);
+//     accept() itself rides out fd exhaustion (EMFILE);
 //  4. on SIGINT/SIGTERM: stops accepting and closes the listeners, waits up to `grace` for the open
 //     connections to end by themselves, then cancels the rest (their fibers unwind and close their
 //     sockets) and returns 0 — well within 2 s;
@@ -32,12 +33,14 @@
 
 #include <fiberio/executor/event.hpp>
 #include <fiberio/net/tcp_stream.hpp>
+#include <fiberio/runtime/idle_loop.hpp>
 #include "app_config.hpp"
 #include "listeners.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <variant>
 
 namespace fiberio {
 
@@ -54,11 +57,16 @@ struct ServerOptions {
   std::function<void()> background{};
 };
 
+// A connection's handler: runs in a fiber of its own for the connection's whole life.
 using ConnectionHandler = std::function<void(TcpStream)>;
+// Or an idle loop's handler (runtime/idle_loop.hpp): called whenever the connection has bytes to read,
+// it holds a stack only while it runs.
+using IdleConnectionHandler = std::function<Next(TcpStream&)>;
 
 // Returns the process's exit code (0 after a signal, 1 if it cannot listen or start, 2 for an address
 // that cannot be resolved).
-int run_server(const AppConfig& config, const ServerOptions& options, ConnectionHandler handler);
+int run_server(const AppConfig& config, const ServerOptions& options,
+               std::variant<ConnectionHandler, IdleConnectionHandler> handler);
 
 // The accept mode for run_server: FIBERIO_ACCEPT=single|reuseport (a tuning knob for benchmarks, not part
 // of the command-line contract), else single. A bad value is reported and gives exit code 2.

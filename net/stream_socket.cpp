@@ -22,18 +22,6 @@ IoResult<std::size_t> StreamSocket::peek(std::span<std::byte> buffer, Timeout ti
   return static_cast<std::size_t>(*n);
 }
 
-IoResult<std::size_t> StreamSocket::try_read(std::span<std::byte> buffer) {
-  const ssize_t n = detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), 0);
-  if (n < 0) return std::unexpected(std::error_code(errno, std::generic_category()));
-  return static_cast<std::size_t>(n);
-}
-
-IoResult<std::size_t> StreamSocket::try_write(std::span<const std::byte> buffer) {
-  const ssize_t n = detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL);
-  if (n < 0) return std::unexpected(std::error_code(errno, std::generic_category()));
-  return static_cast<std::size_t>(n);
-}
-
 IoResult<void> StreamSocket::read_exact(std::span<std::byte> buffer, Timeout timeout) {
   std::size_t done = 0;
   while (done < buffer.size()) {

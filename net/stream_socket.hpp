@@ -54,11 +54,28 @@ class StreamSocket {
   }
   // Like read_some, but leaves the bytes in the socket: the next read returns them again (MSG_PEEK).
   IoResult<std::size_t> peek(std::span<std::byte> buffer, Timeout timeout = {});
-  // One attempt, never waits: the bytes there are now, 0 at end of stream, or
-  // errc::resource_unavailable_try_again (EAGAIN) when nothing is there yet.
-  IoResult<std::size_t> try_read(std::span<std::byte> buffer);
+  // One attempt, never waits for readiness: the bytes there are now, 0 at end of stream, or
+  // errc::resource_unavailable_try_again (EAGAIN) when nothing is there yet. After an attempt that found
+  // the socket drained, bytes that came since count once the reactor has reported them (at the next
+  // wait, or the worker's next look at its backend), as for read_some(): no syscall is spent to find
+  // what the reactor would say. What an idle loop's handler reads with (runtime/idle_loop.hpp). Counts
+  // against the fiber's I/O budget like every ready operation (it may yield when the budget is spent).
+  IoResult<std::size_t> try_read(std::span<std::byte> buffer) {
+    auto n = fd_.try_io_some(
+        Interest::read, [&] { return detail::recv_nocancel(fd_.fd(), buffer.data(), buffer.size(), 0); },
+        buffer.size());
+    if (!n) return std::unexpected(n.error());
+    return static_cast<std::size_t>(*n);
+  }
   // Likewise for writing: as many bytes as the socket takes now, or resource_unavailable_try_again.
-  IoResult<std::size_t> try_write(std::span<const std::byte> buffer);
+  IoResult<std::size_t> try_write(std::span<const std::byte> buffer) {
+    auto n = fd_.try_io_some(
+        Interest::write,
+        [&] { return detail::send_nocancel(fd_.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL); },
+        buffer.size());
+    if (!n) return std::unexpected(n.error());
+    return static_cast<std::size_t>(*n);
+  }
   // Fills `buffer` completely, or fails: NetErrc::eof if the stream ended before any byte,
   // NetErrc::unexpected_eof if it ended part way.
   IoResult<void> read_exact(std::span<std::byte> buffer, Timeout timeout = {});

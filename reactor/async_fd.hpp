@@ -11,6 +11,7 @@
 // AsyncFd that has waited must be closed or destroyed before that Runtime is (its reactor goes with it).
 // Errors: std::expected<T, std::error_code>; a timeout gives std::errc::timed_out; cancellation throws
 // fiberio::Cancelled. Each ready operation counts against the fiber's I/O budget (it yields when spent).
+// try_io_some() and wait_readable_idle() are what runtime/idle_loop.hpp builds on.
 // on_readable(fd) and on_writable(fd) make a wait for readiness one branch of fiberio::select
 // (executor/select.hpp); such a branch consumes nothing (read afterwards, as after readable()).
 // Thread-safety: one AsyncFd may be read by one fiber and written by another at the same time; several
@@ -86,14 +87,7 @@ class AsyncFd {
     for (;;) {
       const std::uint32_t seen = state.snapshot();
       if (detail::IoSource::Direction::ready(seen)) {
-        auto result = op();
-        if (result >= 0) {
-          if (result > 0 && static_cast<std::size_t>(result) < requested) state.clear_if_drained(seen);
-          detail::consume_budget();
-          return result;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-          return std::unexpected(std::error_code(errno, std::generic_category()));
+        if (auto done = attempt(state, seen, op, requested)) return *done;
       }
       if (const auto why = wait(source, direction, seen, timeout); why != detail::WakeReason::notified)
           [[unlikely]] {
@@ -104,6 +98,33 @@ class AsyncFd {
         return std::unexpected(std::make_error_code(std::errc::bad_file_descriptor));  // closed meanwhile
     }
   }
+
+  // io_some() that never waits for readiness: where io_some() would wait, fails with
+  // errc::resource_unavailable_try_again (and marks the direction not ready, as that wait would, unless
+  // an event came meanwhile). What an idle loop's handler reads with (runtime/idle_loop.hpp).
+  // Cancellation is not looked at.
+  template <class Op>
+  auto try_io_some(Interest direction, Op&& op, std::size_t requested)
+      -> std::expected<decltype(op()), std::error_code> {
+    detail::IoSource* source = source_.load(std::memory_order_acquire);
+    if (!source) [[unlikely]] {
+      if (auto ec = register_now()) return std::unexpected(ec);
+      source = source_.load(std::memory_order_acquire);
+    }
+    auto& state = source->directions[detail::IoSource::index(direction)];
+    const std::uint32_t seen = state.snapshot();
+    if (detail::IoSource::Direction::ready(seen)) {
+      if (auto done = attempt(state, seen, op, requested)) return *done;
+      state.clear_if_unchanged(seen);
+    }
+    return std::unexpected(std::make_error_code(std::errc::resource_unavailable_try_again));
+  }
+
+  // The idle loop's wait (runtime/idle_loop.hpp): returns at once if the fd looks readable, else waits
+  // for readability, the deadline or a cancellation with Reactor::wait_idle(), during which the worker may
+  // release the fiber's stack. Returns why it ended; `wait.end(why)` must follow. An fd that cannot be
+  // registered (closed) returns notified: the handler's next operation reports its fate.
+  detail::WakeReason wait_readable_idle(detail::IdleWait& wait, std::optional<Deadline> deadline);
 
   // Readiness in one direction as a select() branch: completes when the fd is ready that way (as
   // readable()/writable() return), or with an error (errc::bad_file_descriptor once closed).
@@ -127,6 +148,21 @@ class AsyncFd {
   // Registers the fd with the calling worker's reactor (once; off the hot path).
   std::error_code register_now();
   std::expected<void, std::error_code> ready(Interest direction, std::optional<Deadline> deadline);
+  // One try of `op` in a direction that looked ready (`seen`): its result or error, or nothing if it
+  // found the direction drained (EAGAIN). A short stream transfer marks the direction drained.
+  template <class Op>
+  static auto attempt(detail::IoSource::Direction& state, std::uint32_t seen, Op& op, std::size_t requested)
+      -> std::optional<std::expected<decltype(op()), std::error_code>> {
+    auto result = op();
+    if (result >= 0) {
+      if (result > 0 && static_cast<std::size_t>(result) < requested) state.clear_if_drained(seen);
+      detail::consume_budget();
+      return result;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return std::unexpected(std::error_code(errno, std::generic_category()));
+    return std::nullopt;
+  }
   // Suspends until an event newer than the state `seen`, the deadline (timeout) or a cancellation.
   detail::WakeReason wait(detail::IoSource* source, Interest direction, std::uint32_t seen,
                           std::optional<Deadline> deadline);

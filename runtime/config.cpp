@@ -35,6 +35,10 @@ std::expected<void, std::string> Config::validate() const {
   }
   if (event_interval < 1) return std::unexpected(std::string("event_interval must be at least 1"));
   if (io_budget < 1) return std::unexpected(std::string("io_budget must be at least 1"));
+  if (idle_stack_release.count() < 0) {
+    return std::unexpected("idle_stack_release must not be negative, got " +
+                           std::to_string(idle_stack_release.count()) + " ms");
+  }
   return {};
 }
 

@@ -4,6 +4,7 @@
 
 #include <fiberio/reactor/backend.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
@@ -34,6 +35,12 @@ struct Config {
   std::uint32_t event_interval = 61;
   // Ready I/O operations a fiber may do in one turn before it yields (tokio's cooperative budget).
   std::uint32_t io_budget = 128;
+  // An idle loop (runtime/idle_loop.hpp) that has waited at its idle point through a whole period of
+  // this length gives its stack back (worker 0 looks once per period, so a stack goes after one to two
+  // periods of idleness); 0: never. Long enough that a connection between two requests keeps its stack
+  // (releasing on every quiet moment costs a stack fault-in per request), short enough that idle ones
+  // stop holding memory soon.
+  std::chrono::milliseconds idle_stack_release{1000};
   // Called on each worker thread the runtime starts, with the worker's index: on_thread_start before it
   // runs any fiber, on_thread_stop after its last (tokio's on_thread_start/stop: name the thread, pin it,
   // set up a thread-local logger). Not called for a thread that drives a runtime itself (fiberio::block_on

@@ -52,14 +52,21 @@ using SpawnResult = std::invoke_result_t<std::decay_t<F>&>;
 // needs no scheduler internals).
 void submit(Scheduler& scheduler, Task* task, std::optional<std::uint32_t> worker);
 
-template <class F>
-JoinHandle<SpawnResult<F>> spawn_on(Scheduler& scheduler, F&& fn, SpawnOptions options) {
-  using R = SpawnResult<F>;
-  auto* task = new FnTask<R, std::decay_t<F>>(scheduler, std::move(options.name), std::forward<F>(fn));
+// Places a new task as `options` say and queues it; the handle takes a reference of its own.
+template <class R>
+JoinHandle<R> start(Scheduler& scheduler, ResultTask<R>* task, const SpawnOptions& options) {
   task->add_ref();  // the handle's reference; the scheduler keeps the initial one
   task->pinned = options.pinned;
   submit(scheduler, task, options.worker);
   return JoinHandle<R>(task);
+}
+
+template <class F>
+JoinHandle<SpawnResult<F>> spawn_on(Scheduler& scheduler, F&& fn, SpawnOptions options) {
+  using R = SpawnResult<F>;
+  return start<R>(scheduler,
+                  new FnTask<R, std::decay_t<F>>(scheduler, std::move(options.name), std::forward<F>(fn)),
+                  options);
 }
 
 // The scheduler of the fiber or worker running on this thread; throws std::logic_error elsewhere.

@@ -19,8 +19,9 @@ struct WorkerStats {
   std::uint64_t backend_polls = 0;   // calls into the backend's wait (blocking or not)
   std::uint64_t io_events = 0;       // fd events dispatched
   std::uint64_t timers_fired = 0;
-  std::uint64_t timers_pending = 0;  // a gauge: timers set on this worker and not yet fired or cancelled
-  std::uint64_t fds_registered = 0;  // a gauge: fds registered with this worker's reactor
+  std::uint64_t stacks_released = 0;  // idle loops' stacks this worker took back (Config::idle_stack_release)
+  std::uint64_t timers_pending = 0;   // a gauge: timers set on this worker and not yet fired or cancelled
+  std::uint64_t fds_registered = 0;   // a gauge: fds registered with this worker's reactor
 };
 
 namespace detail {
@@ -38,12 +39,12 @@ class Counter {
 
 struct WorkerCounters {
   Counter fibers_run, steal_attempts, steals, fibers_stolen, parks, unparks, inbox_pops, backend_polls,
-      io_events, timers_fired;
+      io_events, timers_fired, stacks_released;
 
   WorkerStats snapshot() const noexcept {
-    return WorkerStats{fibers_run.get(), steal_attempts.get(), steals.get(),     fibers_stolen.get(),
-                       parks.get(),      unparks.get(),        inbox_pops.get(), backend_polls.get(),
-                       io_events.get(),  timers_fired.get()};
+    return WorkerStats{fibers_run.get(), steal_attempts.get(), steals.get(),         fibers_stolen.get(),
+                       parks.get(),      unparks.get(),        inbox_pops.get(),     backend_polls.get(),
+                       io_events.get(),  timers_fired.get(),   stacks_released.get()};
   }
 };
 

@@ -22,10 +22,7 @@ Context make_context(const boost::context::stack_context& stack) {
 #ifdef FIBERIO_CONTEXT_TSAN
     __tsan_switch_to_fiber(tsan_worker, 0);
 #endif
-    const StackBounds bounds = self.stack_bounds();  // const only for the sanitizer interfaces
-    boost::context::stack_context stack{};
-    stack.sp = const_cast<char*>(static_cast<const char*>(bounds.bottom)) + bounds.size;
-    stack.size = bounds.size;
+    boost::context::stack_context stack = to_stack_context(self.stack_bounds());
     // On the worker's stack, as the result of its switch into us: this stack is no longer in use there.
     fc::ontop_fcontext(self.take_return_context(), &stack, [](fc::transfer_t last) noexcept {
       StackPool::local().deallocate(*static_cast<const boost::context::stack_context*>(last.data));

@@ -114,10 +114,36 @@ void Fiber::unsubscribe_finished(Waiter& waiter) noexcept {
 
 void Fiber::create_context(std::size_t size) {
   const boost::context::stack_context stack = StackPool::local().allocate(size);
-  stack_ = StackBounds{static_cast<char*>(stack.sp) - stack.size, stack.size};
+  stack_ = to_stack_bounds(stack);
   configured_stack_size_ = size;
   tsan_fiber_ = tsan_create();
   context_ = make_context(stack);
+}
+
+bool Fiber::release_idle_stack(std::uint64_t ticket) noexcept {
+  // A third vote, held across the release: a waker that wins the wait meanwhile casts its vote, but only
+  // ours (the last) schedules the fiber. It can only be taken while exactly one vote of the wait is cast.
+  std::uint32_t one = 1;
+  if (!votes_.compare_exchange_strong(one, 2, std::memory_order_acq_rel, std::memory_order_relaxed))
+    return false;
+  // If `ticket` is still open, the vote cast was the switch-out's (a winner moves the ticket on before it
+  // votes), so the fiber is off its stack, and what its thread wrote before voting is visible here.
+  const bool release = ticket_.load(std::memory_order_seq_cst) == ticket &&
+                       idle_ticket_.load(std::memory_order_relaxed) == ticket && context_ != nullptr &&
+                       !exception_saved_;
+  if (release) drop_stack();
+  if (votes_.fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(*this);  // won meanwhile
+  return release;
+}
+
+void Fiber::drop_stack() noexcept {
+  forget_stack(const_cast<void*>(stack_.bottom), stack_.size);  // ASan: what the dropped frames had poisoned
+  StackPool::local().deallocate(to_stack_context(stack_));
+  tsan_destroy(tsan_fiber_);
+  tsan_fiber_ = nullptr;
+  asan_fake_stack_ = nullptr;
+  context_ = nullptr;
+  restarted_ = true;
 }
 
 void Fiber::enter(boost::context::detail::fcontext_t thread) noexcept {
@@ -139,7 +165,9 @@ boost::context::detail::fcontext_t Fiber::take_return_context() noexcept {
 
 void Fiber::execute() noexcept {
   try {
-    if (take_cancel()) throw Cancelled{};  // cancelled before it ever ran
+    // Cancelled before it ever ran. A restart after its idle wait's stack went is its run()'s to handle:
+    // that wait has to be closed first.
+    if (!restarted_ && take_cancel()) throw Cancelled{};
     run();
   } catch (...) {
     error_ = std::current_exception();

@@ -33,6 +33,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace fiberio::detail {
 
@@ -146,6 +147,11 @@ class Fiber {
   WakeReason suspend(std::uint64_t ticket) noexcept {
     if (cancel_pending_.load(std::memory_order_seq_cst)) wake(ticket, WakeReason::cancelled);
     switch_out(Exit::waiting);
+    return resumed_reason();
+  }
+  // Why the wait the fiber has just come back from ended. A cancellation is consumed here: the caller
+  // throws Cancelled.
+  WakeReason resumed_reason() noexcept {
     const WakeReason why = reason_.load(std::memory_order_relaxed);
     if (why == WakeReason::cancelled) [[unlikely]] {
       cancel_pending_.store(false, std::memory_order_relaxed);
@@ -163,6 +169,27 @@ class Fiber {
   // The thread that ran the fiber, once it has switched out of a wait: casts the second vote; true if the
   // fiber must now be handed to schedule() (its wait was already won).
   bool switched_out() noexcept { return votes_.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+
+  // --- idle waits: a wait during which the fiber's stack may be taken away (runtime/idle_loop.hpp) ---
+  // The fiber, once its wait `ticket` is published only through records that live off its stack, and
+  // when its stack holds nothing that must outlive the wait: marks the wait as one during which
+  // release_idle_stack() may take the stack.
+  void mark_idle_wait(std::uint64_t ticket) noexcept {
+    idle_ticket_.store(ticket, std::memory_order_relaxed);
+  }
+  // The idle wait open now, or 0. A hint for whoever releases stacks: release_idle_stack() checks again.
+  std::uint64_t open_idle_wait() const noexcept {
+    const std::uint64_t ticket = ticket_.load(std::memory_order_acquire);
+    return (ticket & 1) && idle_ticket_.load(std::memory_order_relaxed) == ticket ? ticket : 0;
+  }
+  // Any thread but one running the fiber: if the fiber is switched out in the idle wait `ticket` and
+  // nobody has won that wait yet, gives its stack to the calling thread's StackPool without unwinding the
+  // frames on it, and returns true. Its next resume then starts it afresh (on a new stack), and run()
+  // sees take_restart() true: the idle wait has ended, resumed_reason() says how. A waker that wins the
+  // wait meanwhile waits for the release (an extra resume vote held across it), never for a lock.
+  bool release_idle_stack(std::uint64_t ticket) noexcept;
+  // run(), first thing: true (once) if the fiber starts again after release_idle_stack().
+  bool take_restart() noexcept { return std::exchange(restarted_, false); }
 
   // --- cancellation ---
   // Any thread: the fiber's current or next suspension throws fiberio::Cancelled (once).
@@ -239,11 +266,15 @@ class Fiber {
     finish_switch(asan_fake_stack_);
   }
   void execute() noexcept;
+  // release_idle_stack(), once the fiber is held: the stack goes, the next resume starts afresh.
+  void drop_stack() noexcept;
 
   std::string name_;
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<std::uint64_t> ticket_{0};  // odd while a wait is open
   std::atomic<std::uint32_t> votes_{0};
+  std::atomic<std::uint64_t> idle_ticket_{0};  // the last wait mark_idle_wait() marked
+  bool restarted_ = false;  // the stack was released in an idle wait (set while the fiber is held)
   std::atomic<WakeReason> reason_{WakeReason::notified};
   std::atomic<bool> cancel_pending_{false};
   mutable std::atomic<bool> finished_{false};

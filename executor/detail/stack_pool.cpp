@@ -70,6 +70,14 @@ struct Mapping {
     g_live_mappings.fetch_sub(1, std::memory_order_relaxed);
   }
 
+  // Gives every page of the stack back (the next touch faults in a zeroed page), keeping the header.
+  static void release_pages(const boost::context::stack_context& stack) noexcept {
+    const unsigned id = *header(stack);
+    char* low = static_cast<char*>(stack.sp) - stack.size;
+    (void)::madvise(low, stack.size + kHeader, MADV_DONTNEED);  // advice: a failure only costs memory
+    if (id != 0) *header(stack) = id;  // under valgrind only: it touches the top page again
+  }
+
   static unsigned* header(const boost::context::stack_context& stack) {
     return static_cast<unsigned*>(stack.sp);
   }
@@ -97,6 +105,7 @@ boost::context::stack_context StackPool::allocate(std::size_t size) {
     auto stack = free_.back();
     free_.pop_back();
     low_water_ = std::min(low_water_, free_.size());
+    clean_ = std::min(clean_, free_.size());
     return stack;
   }
   return Mapping::create(usable);
@@ -116,7 +125,17 @@ void StackPool::trim() noexcept {
     Mapping::destroy(free_.back());
     free_.pop_back();
   }
+  clean_ = std::min(clean_, free_.size());
+  // The stacks below the low-water mark were not used all period: their pages go too.
+  release_pages(free_.size() - std::min(low_water_, free_.size()));
   low_water_ = free_.size();
+}
+
+void StackPool::release_pages(std::size_t keep) noexcept {
+  const std::size_t end = free_.size() - std::min(keep, free_.size());
+  for (std::size_t i = clean_; i < end; ++i)
+    Mapping::release_pages(free_[i]);
+  clean_ = std::max(clean_, end);
 }
 
 std::size_t StackPool::live_mappings() noexcept {

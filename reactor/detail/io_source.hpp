@@ -30,6 +30,7 @@
 // from a live one.
 #pragma once
 
+#include <fiberio/executor/detail/timer_queue.hpp>
 #include <fiberio/executor/detail/wait_list.hpp>
 #include <fiberio/reactor/backend.hpp>
 
@@ -149,6 +150,26 @@ struct IoSource {
 
   static int index(Interest direction) {
     return direction == Interest::write ? 1 : 0;
+  }
+};
+
+// An idle loop's wait for readability (Reactor::wait_idle): what a wait otherwise keeps on the waiting
+// fiber's stack, the parked record and the deadline's timer, so that the stack may go while it lasts
+// (Fiber::release_idle_stack). Owned by the idle loop's task; one wait at a time; touched only by the
+// fiber (and, through `record`, by the waker that takes it).
+struct IdleWait {
+  ParkedFiber record{};
+  IoSource::Direction* parked_in = nullptr;  // where `record` was published, until end()
+  TimerQueue* timers = nullptr;              // the deadline's timer, until end()
+  TimerHandle timer{};
+
+  // Closes the wait, whatever ended it (`why`): takes the record back unless the waker that woke us took
+  // it, and cancels the timer.
+  void end(WakeReason why) noexcept {
+    if (parked_in && why != WakeReason::notified) parked_in->unpark(record);
+    parked_in = nullptr;
+    if (timers) timers->cancel(timer);
+    timers = nullptr;
   }
 };
 

@@ -9,6 +9,8 @@
 
 #include <fiberio/executor/clock.hpp>
 #include <fiberio/executor/detail/fiber.hpp>
+#include <fiberio/executor/detail/fiber_thread.hpp>
+#include <fiberio/executor/detail/timer_queue.hpp>
 #include <fiberio/reactor/backend.hpp>
 #include <fiberio/reactor/detail/io_source.hpp>
 #include <fiberio/reactor/detail/wake_channel.hpp>
@@ -57,6 +59,13 @@ class Reactor {
   WakeReason wait_ready(IoSource* source, std::uint32_t generation, int fd, Interest direction,
                         std::uint32_t seen, std::optional<Deadline> deadline);
 
+  // wait_ready() for readability, for an idle loop (runtime/idle_loop.hpp): the parked record and the
+  // deadline's timer live in `wait`, off the fiber's stack, and the wait is marked idle once published
+  // (Fiber::mark_idle_wait), so that the fiber's stack may be released while it lasts. The caller ends
+  // the wait with wait.end(why), also when the fiber starts again after its stack was released.
+  WakeReason wait_idle(IoSource* source, std::uint32_t generation, int fd, std::uint32_t seen, IdleWait& wait,
+                       std::optional<Deadline> deadline);
+
   // select()'s wait on an fd (AsyncFd::Ready): queues `waiter` in `direction` behind any parked fiber,
   // clearing the ready bit if no event came since `seen`; if one came, or the registration is gone, wakes
   // the waiter instead and returns true. unsubscribe() unlinks it again (always called after subscribe).
@@ -82,6 +91,12 @@ class Reactor {
   };
 
   IoSource* slot(std::uint32_t index) noexcept;
+  // The lock-free park behind wait_ready() and wait_idle(): clears the ready bit against `seen`, opens a
+  // wait of record.fiber (the caller), publishes `record` and calls sleep(direction, ticket) to suspend;
+  // the rare paths (an event raced in, another fiber parked there) return without calling it.
+  template <class Sleep>
+  WakeReason park(IoSource* source, std::uint32_t generation, int fd, Interest direction, std::uint32_t seen,
+                  ParkedFiber& record, std::optional<Deadline> deadline, Sleep&& sleep);
   // wait_ready() for a fiber that finds another already parked in that direction: queues under the lock.
   WakeReason wait_queued(const SourceHandle& handle, Interest direction, std::uint32_t seen,
                          std::optional<Deadline> deadline);
@@ -106,13 +121,15 @@ class Reactor {
 
 // Inline: AsyncFd::wait() is this function, so a fiber goes from its failed syscall to the switch in one
 // call frame. The rare paths (a second waiter, a one-shot backend's arm) are calls.
-inline WakeReason Reactor::wait_ready(IoSource* source, std::uint32_t generation, int fd, Interest direction,
-                                      std::uint32_t seen, std::optional<Deadline> deadline) {
+template <class Sleep>
+inline WakeReason Reactor::park(IoSource* source, std::uint32_t generation, int fd, Interest direction,
+                                std::uint32_t seen, ParkedFiber& record, std::optional<Deadline> deadline,
+                                Sleep&& sleep) {
   auto& d = source->directions[IoSource::index(direction)];
   if (source->generation.load(std::memory_order_acquire) != generation || !d.clear_if_unchanged(seen))
-    return WakeReason::notified;   // closed meanwhile, or an event came since `seen`: retry
-  Fiber* self = Fiber::current();  // AsyncFd waits only from fibers
-  ParkedFiber record{self, self->prepare_wait()};
+    return WakeReason::notified;  // closed meanwhile, or an event came since `seen`: retry
+  Fiber* self = record.fiber;
+  record.ticket = self->prepare_wait();
   if (!d.try_park(record)) [[unlikely]] {
     // Another fiber is parked here: queue behind it. Only a cancellation can have won this unpublished
     // wait meanwhile, and then suspend() lets that wake complete and reports it.
@@ -128,11 +145,43 @@ inline WakeReason Reactor::wait_ready(IoSource* source, std::uint32_t generation
   }
   // Arming after parking: an event that comes before the arm still finds us parked.
   if (needs_arm_) arm(SourceHandle{this, source, generation, fd}, direction);
-  const WakeReason why = self->suspend_until(record.ticket, deadline);
-  // Notified: a waker took the record and let go of the slot before its vote let us run. A timeout or
-  // cancellation may have left the record there.
-  if (why != WakeReason::notified) d.unpark(record);
-  return why;
+  return sleep(d, record.ticket);
+}
+
+inline WakeReason Reactor::wait_ready(IoSource* source, std::uint32_t generation, int fd, Interest direction,
+                                      std::uint32_t seen, std::optional<Deadline> deadline) {
+  ParkedFiber record{Fiber::current(), 0};  // AsyncFd waits only from fibers
+  return park(source, generation, fd, direction, seen, record, deadline,
+              [&](IoSource::Direction& d, std::uint64_t ticket) {
+                const WakeReason why = record.fiber->suspend_until(ticket, deadline);
+                // Notified: a waker took the record and let go of the slot before its vote let us run. A
+                // timeout or cancellation may have left the record there.
+                if (why != WakeReason::notified) d.unpark(record);
+                return why;
+              });
+}
+
+inline WakeReason Reactor::wait_idle(IoSource* source, std::uint32_t generation, int fd, std::uint32_t seen,
+                                     IdleWait& wait, std::optional<Deadline> deadline) {
+  wait.record.fiber = Fiber::current();
+  return park(source, generation, fd, Interest::read, seen, wait.record, deadline,
+              [&](IoSource::Direction& d, std::uint64_t ticket) {
+                Fiber* self = wait.record.fiber;
+                wait.parked_in = &d;
+                if (deadline) {
+                  TimerQueue& timers = FiberThread::current()->timers();
+                  try {
+                    wait.timer = timers.insert(*deadline, *self, ticket);
+                  } catch (...) {  // no memory for the timer: leave as the epoch race does
+                    wait.parked_in = nullptr;
+                    if (d.unpark(wait.record) && self->withdraw_wait(ticket)) throw;
+                    return self->suspend(ticket);
+                  }
+                  wait.timers = &timers;
+                }
+                self->mark_idle_wait(ticket);
+                return self->suspend(ticket);
+              });
 }
 
 }  // namespace fiberio::detail

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <fiberio/executor/detail/overflow_reporter.hpp>
+#include <fiberio/executor/detail/stack_pool.hpp>
 #include <fiberio/runtime/detail/worker.hpp>
 
 #include <stdexcept>
@@ -62,6 +63,10 @@ void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
     live_.fetch_add(1, std::memory_order_relaxed);
     start_cancelled = fiber->shutdown_cancelled = stopping();
   }
+  // The first idle loop: worker 0, perhaps parked without a timeout, must start its release passes.
+  if (fiber->idle_loop && idle_loops_.fetch_add(1, std::memory_order_relaxed) == 0 &&
+      config_.idle_stack_release.count() > 0)
+    workers_[0]->unpark();
   // A fiber spawned during shutdown starts cancelled: it unwinds at its first suspension.
   if (start_cancelled) fiber->request_cancel();
 
@@ -91,6 +96,29 @@ void Scheduler::hand_over(Task* task, std::uint32_t worker) {
   handing_over_.fetch_sub(1, std::memory_order_release);  // the last touch of this scheduler
 }
 
+std::size_t Scheduler::release_idle_stacks() noexcept {
+  // Released stacks beyond this many keep no pages: the next few idle loops to wake find warm ones.
+  constexpr std::size_t kWarmStacks = 8;
+  std::size_t released = 0;
+  {
+    // Walking every live fiber under the registry lock: a few loads each, once a period, and a fiber in
+    // the registry cannot finish (nor be freed) meanwhile.
+    std::lock_guard lock(registry_mutex_);
+    for (Task* task = registry_head_; task; task = task->registry_next) {
+      if (!task->idle_loop) continue;
+      const std::uint64_t ticket = task->open_idle_wait();
+      if (ticket != 0 && ticket == task->idle_seen) {
+        if (task->release_idle_stack(ticket)) ++released;
+        task->idle_seen = 0;  // the same wait again at the next pass: a no-op
+      } else {
+        task->idle_seen = ticket;
+      }
+    }
+  }
+  if (released != 0) StackPool::local().release_pages(kWarmStacks);
+  return released;
+}
+
 void Scheduler::notify_work() {
   if (auto worker = idle_.should_wake()) workers_[*worker]->unpark();
 }
@@ -102,6 +130,7 @@ void Scheduler::on_finished(Task* fiber) noexcept {
     (fiber->registry_prev ? fiber->registry_prev->registry_next : registry_head_) = fiber->registry_next;
     if (fiber->registry_next) fiber->registry_next->registry_prev = fiber->registry_prev;
     fiber->registry_prev = fiber->registry_next = nullptr;
+    if (fiber->idle_loop) idle_loops_.fetch_sub(1, std::memory_order_relaxed);
     last = live_.fetch_sub(1, std::memory_order_acq_rel) == 1;
     if (last && stopping()) {
       stopped_.store(true, std::memory_order_release);

@@ -50,6 +50,12 @@ class Scheduler {
   // Caller-driven mode: runs worker 0 on this thread until `done`.
   void drive(const std::atomic<bool>& done);
 
+  // Worker 0, once per Config::idle_stack_release: takes back the stack of every idle loop found in the
+  // same idle wait as at the last call (idle through a whole period). Returns how many it took.
+  std::size_t release_idle_stacks() noexcept;
+  // Idle loops alive (whether worker 0 has to look).
+  std::size_t idle_loops() const noexcept { return idle_loops_.load(std::memory_order_relaxed); }
+
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   const std::atomic<bool>& stopped() const noexcept { return stopped_; }
   std::size_t live_fibers() const noexcept { return live_.load(std::memory_order_acquire); }
@@ -77,6 +83,7 @@ class Scheduler {
   std::condition_variable all_finished_;
   Task* registry_head_ = nullptr;
   std::atomic<std::size_t> live_{0};
+  std::atomic<std::size_t> idle_loops_{0};  // live tasks with Task::idle_loop
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
   std::once_flag join_once_;  // the workers' threads are joined by the first shutdown that sees them done

@@ -36,6 +36,12 @@ class Task : public Fiber {
   Task* registry_prev = nullptr;
   Task* registry_next = nullptr;
   bool shutdown_cancelled = false;  // shutdown has cancelled it once (under the registry lock)
+  // An idle loop (runtime/idle_loop.hpp), counted apart so that worker 0 knows to look for idle stacks.
+  // Set before submit.
+  bool idle_loop = false;
+  // The idle wait the last release pass saw open (under the registry lock): released if the next pass
+  // finds the same one (Scheduler::release_idle_stacks).
+  std::uint64_t idle_seen = 0;
 
  private:
   Scheduler& scheduler_;

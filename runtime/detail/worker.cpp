@@ -23,7 +23,8 @@ Worker::Worker(Scheduler& scheduler, std::uint32_t index, std::unique_ptr<Backen
       stealing_(scheduler.config().work_stealing && scheduler.config().threads > 1),  // nobody to steal from
       event_interval_(scheduler.config().event_interval),
       reactor_(std::move(backend)),
-      rng_(0x9E3779B97F4A7C15ull * (index + 1)) {}
+      rng_(0x9E3779B97F4A7C15ull * (index + 1)),
+      release_period_(index == 0 ? scheduler.config().idle_stack_release : std::chrono::milliseconds{0}) {}
 
 // Inlined into run(), like the switch inside it (FiberThread::resume).
 __attribute__((always_inline)) inline void Worker::run_task(Task* task) {
@@ -109,6 +110,9 @@ void Worker::look_around() {
   // caller looks at anyway: a loop of yields without I/O costs no syscall.
   if (reactor_.registered() != 0) poll_events(std::chrono::nanoseconds::zero());
   fire_timers();
+  // A worker that never runs out of work never parks: it keeps house from here (a clock read every 256
+  // looks, about every 15,000 fiber runs).
+  if ((++looks_ & 255) == 0) housekeep(Clock::now());
   if (deferred_.empty()) return;
   if (stealing_) {
     // Into the queue, where idle workers may steal them.
@@ -238,11 +242,11 @@ void Worker::park(std::optional<Deadline> until) {
     const Deadline now = Clock::now();
     std::optional<Deadline> wake_at = timers().earliest();
     if (until && (!wake_at || *until < *wake_at)) wake_at = until;
+    housekeep(now);
+    // Idle loops alive: worker 0 wakes for its next release pass.
+    if (release_period_.count() > 0 && scheduler_.idle_loops() != 0 && (!wake_at || next_release_ < *wake_at))
+      wake_at = next_release_;
     if (wake_at) timeout = *wake_at > now ? *wake_at - now : std::chrono::nanoseconds::zero();
-    if (now - last_trim_ >= kStackTrimPeriod) {
-      StackPool::local().trim();
-      last_trim_ = now;
-    }
     counters_.parks.add();
     const std::uint64_t writes_before = reactor_.wake_channel().writes();
     poll_events(timeout);
@@ -252,6 +256,17 @@ void Worker::park(std::optional<Deadline> until) {
   fire_timers();
 
   if (in_parked_set && !idle.remove_parked(index())) searching_ = true;  // a producer claimed us to search
+}
+
+void Worker::housekeep(Deadline now) {
+  if (now - last_trim_ >= kStackTrimPeriod) {
+    StackPool::local().trim();
+    last_trim_ = now;
+  }
+  if (release_period_.count() > 0 && now >= next_release_) {
+    if (scheduler_.idle_loops() != 0) counters_.stacks_released.add(scheduler_.release_idle_stacks());
+    next_release_ = now + release_period_;
+  }
 }
 
 bool Worker::unpark() noexcept {

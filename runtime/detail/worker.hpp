@@ -78,6 +78,9 @@ class Worker : public FiberThread {
   // Polls the backend without blocking, fires due timers, then makes the deferred (yielded) fibers
   // runnable: queued (stealing on) or moved to `looked_`.
   void look_around();
+  // About once a second, from park() and (busy) look_around(): trims the stack pool; worker 0 also
+  // takes back idle loops' stacks (Config::idle_stack_release).
+  void housekeep(Deadline now);
   bool has_local_work() const noexcept;
 
   Scheduler& scheduler_;
@@ -107,6 +110,9 @@ class Worker : public FiberThread {
   std::atomic<bool> notified_{false};  // unpark() was called since the last park began
   std::uint64_t rng_;
   Deadline last_trim_{};
+  const std::chrono::milliseconds release_period_;  // Config::idle_stack_release, worker 0 only (else 0)
+  Deadline next_release_{};
+  std::uint32_t looks_ = 0;  // look_around() calls, for its occasional housekeep()
   WorkerCounters counters_;
 };
 
