@@ -42,7 +42,7 @@ Ended echo_bytes(TcpStream& stream, Read&& read) {
           return r;
         },
         size);
-    if (!n) return n.error() == std::errc::resource_unavailable_try_again ? Ended::drained : Ended::failed;
+    if (!n) return n.error() == AsyncFd::would_block() ? Ended::drained : Ended::failed;
     if (*n == 0) {  // the client's end of stream: everything it sent has been echoed
       (void)stream.shutdown_write();
       return Ended::end_of_stream;

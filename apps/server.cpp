@@ -190,7 +190,8 @@ void log_stats(const Runtime& runtime, const Shared& shared, const ServerOptions
     const WorkerStats& w = workers[i];
     line << "; worker " << i << ": " << w.fibers_run << " fiber runs, " << w.io_events << " I/O events, "
          << w.parks << " parks, " << w.steals << " steals (" << w.fibers_stolen << " fibers), "
-         << w.fds_registered << " fds, " << w.timers_pending << " timers";
+         << w.fds_registered << " fds, " << w.timers_pending << " timers, " << w.stacks_released
+         << " idle stacks released";
   }
   if (options.describe) line << "; " << options.describe();
   log_event(LogLevel::info, line.str());

@@ -248,12 +248,14 @@ def main():
             i2 = parse_collected(P("callgrind", s, f"{n2}_r{rep}.log"))
             k1 = parse_calls(P("callgrind", s, f"{n1}_r{rep}.out"))
             k2 = parse_calls(P("callgrind", s, f"{n2}_r{rep}.out"))
-            w1 = parse_calls(P("callgrind", s, f"{n1}_r{rep}.out"), caller="fiberio::AsyncFd::wait(")
-            w2 = parse_calls(P("callgrind", s, f"{n2}_r{rep}.out"), caller="fiberio::AsyncFd::wait(")
-            # The regime: how often a request made the fiber suspend on its fd (fiberio: calls of
-            # Reactor::wait_ready from AsyncFd::wait), or how often the loop called recv (the raw server,
-            # one per request whatever the timing).
-            calls = lambda k, w: (sum(v for n, v in w.items() if n.startswith("fiberio::detail::Reactor::wait_ready"))  # noqa
+            # Both fd-wait frames: AsyncFd::wait (a fiber's wait) and AsyncFd::wait_readable_idle (an idle
+            # loop's), which switch out with jump_fcontext themselves (the reactor's wait is inline).
+            w1 = parse_calls(P("callgrind", s, f"{n1}_r{rep}.out"), caller="fiberio::AsyncFd::wait")
+            w2 = parse_calls(P("callgrind", s, f"{n2}_r{rep}.out"), caller="fiberio::AsyncFd::wait")
+            # The regime: how often a request made the fiber suspend on its fd (fiberio: switches out of
+            # an fd-wait frame), or how often the loop called recv (the raw server, one per request
+            # whatever the timing).
+            calls = lambda k, w: (sum(v for n, v in w.items() if n.startswith("jump_fcontext"))  # noqa
                                   if s.startswith("fiberio-echo") else k.get("recv", 0),
                                   sum(k.get(x, 0) for x in ("epoll_wait", "epoll_pwait", "io_uring_wait_cqe_timeout",
                                                             "__io_uring_get_cqe")))
@@ -303,6 +305,7 @@ def main():
 
     cols = ["all"] + [g for g, _ in GROUPS] + ["other"]
     label = {"fiberio-echo": "`fiberio-echo --threads 1`",
+             "fiberio-echo-fiber": "`fiberio-echo --threads 1 --connection-mode fiber`",
              "fiberio-echo-io_uring": "`fiberio-echo --threads 1 --backend io_uring`",
              "raw_epoll_echo": "`raw_epoll_echo`"}
     L = lambda s: label.get(s, f"`{s}`")  # noqa: E731
@@ -346,7 +349,7 @@ def main():
     md.append("")
     md.append("Each callgrind pair (the instruction count depends on whether the slowed server finds the next "
               "request already waiting: for fiberio-echo the regime column counts suspensions on the fd "
-              "(`Reactor::wait_ready` calls) per request, 1.00 meaning every request parked; for the raw "
+              "(switches out of `AsyncFd::wait` or `AsyncFd::wait_readable_idle`) per request, 1.00 meaning every request parked; for the raw "
               "loop it counts `recv` calls):")
     md.append("")
     md.append("| server | pair | instructions per request | fd suspensions (fiberio) or `recv` calls (raw) per request | backend waits (`epoll_wait`, io_uring `wait_cqe`) per request |")

@@ -3,8 +3,9 @@
 #
 #   bench/wait_path.sh [--quick] [--build] [--no-docs] [--out DIR] [--n1 N] [--n2 N] [--reps R] [BUILD_DIR]
 #
-# Servers, in the same run (same minutes): `apps/fiberio-echo --threads 1` on epoll and (where the kernel
-# allows it) on io_uring, and `bench/raw_epoll_echo`.
+# Servers, in the same run (same minutes): `apps/fiberio-echo --threads 1` on epoll (idle loops, the
+# default, and `--connection-mode fiber`, a fiber per connection) and (where the kernel allows it) on
+# io_uring, and `bench/raw_epoll_echo`.
 # Load: bench/echo_load, 1 thread, 50 connections, 64-byte ping-pong (one request in flight per connection).
 # Measures, for each server:
 #   1. syscalls per request under `strace -f -c` (server started under strace), total and breakdown;
@@ -58,7 +59,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$quick" = 1 ]; then
-  n1=${n1:-2000} n2=${n2:-6000} mem_conns=1000 hold_s=3 reps=${reps:-1} docs=0
+  n1=${n1:-2000} n2=${n2:-6000} mem_conns=1000 hold_s=5 reps=${reps:-1} docs=0
 else
   n1=${n1:-20000} n2=${n2:-60000} mem_conns=10000 hold_s=8 reps=${reps:-3}
 fi
@@ -97,10 +98,11 @@ rm -rf "$out"
 mkdir -p "$out"
 
 # name -> command line of the server; every one prints "listening on 127.0.0.1:PORT" once ready.
-servers=(fiberio-echo fiberio-echo-io_uring raw_epoll_echo)
+servers=(fiberio-echo fiberio-echo-fiber fiberio-echo-io_uring raw_epoll_echo)
 server_cmd() {
   case "$1" in
     fiberio-echo) echo "$echo_bin --listen 127.0.0.1:0 --threads 1" ;;
+    fiberio-echo-fiber) echo "$echo_bin --listen 127.0.0.1:0 --threads 1 --connection-mode fiber" ;;
     fiberio-echo-io_uring) echo "$echo_bin --listen 127.0.0.1:0 --threads 1 --backend io_uring" ;;
     raw_epoll_echo) echo "$raw_bin 127.0.0.1:0" ;;
   esac
@@ -115,7 +117,7 @@ for _ in $(seq 1 50); do
 done
 if ! grep -q '^listening on' "$out/uring_probe.out" 2>/dev/null; then
   echo "== io_uring left out: $(head -n 1 "$out/uring_probe.err")"
-  servers=(fiberio-echo raw_epoll_echo)
+  servers=(fiberio-echo fiberio-echo-fiber raw_epoll_echo)
 fi
 kill -TERM "$probe_pid" 2>/dev/null || true
 wait "$probe_pid" 2>/dev/null || true
@@ -305,7 +307,8 @@ for s in "${servers[@]}"; do
     cat "$out/mem_$s.load" >&2
     fail "echo_load --hold did not report $mem_conns idle connections"
   }
-  sleep 1
+  # Idle loops give their stacks back after one to two seconds idle (Config::idle_stack_release): wait 3.
+  sleep 3
   during=$(vmrss "$srv_pid")
   rc=0
   wait "$hold_pid" || rc=$?

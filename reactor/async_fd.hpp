@@ -99,8 +99,8 @@ class AsyncFd {
     }
   }
 
-  // io_some() that never waits for readiness: where io_some() would wait, fails with
-  // errc::resource_unavailable_try_again (and marks the direction not ready, as that wait would, unless
+  // io_some() that never waits for readiness: where io_some() would wait, fails with would_block()
+  // (errc::resource_unavailable_try_again; and marks the direction not ready, as that wait would, unless
   // an event came meanwhile). What an idle loop's handler reads with (runtime/idle_loop.hpp).
   // Cancellation is not looked at.
   template <class Op>
@@ -117,7 +117,14 @@ class AsyncFd {
       if (auto done = attempt(state, seen, op, requested)) return *done;
       state.clear_if_unchanged(seen);
     }
-    return std::unexpected(std::make_error_code(std::errc::resource_unavailable_try_again));
+    return std::unexpected(would_block());
+  }
+  // The error of a try_io_some() that found the direction not ready: errc::resource_unavailable_try_again,
+  // made once. An idle loop's handler meets it on every request; comparing with it compares two words,
+  // where comparing with the errc value calls into the category twice.
+  static const std::error_code& would_block() noexcept {
+    static const std::error_code error = std::make_error_code(std::errc::resource_unavailable_try_again);
+    return error;
   }
 
   // The idle loop's wait (runtime/idle_loop.hpp): returns at once if the fd looks readable, else waits
