@@ -232,6 +232,8 @@ void Worker::park(std::optional<Deadline> until) {
     }
   }
 
+  // Before the checks below: a release pass may queue a fiber here (one woken while its stack went).
+  housekeep(Clock::now());
   // Dekker with unpark(): we publish `sleeping_` then read `notified_`; it publishes `notified_` then reads
   // `sleeping_`. One of us sees the other, so an unpark is never lost, even one that sent us to steal
   // from another worker's queue (which has_local_work() cannot see).
@@ -242,7 +244,6 @@ void Worker::park(std::optional<Deadline> until) {
     const Deadline now = Clock::now();
     std::optional<Deadline> wake_at = timers().earliest();
     if (until && (!wake_at || *until < *wake_at)) wake_at = until;
-    housekeep(now);
     // Idle loops alive: worker 0 wakes for its next release pass.
     if (release_period_.count() > 0 && scheduler_.idle_loops() != 0 && (!wake_at || next_release_ < *wake_at))
       wake_at = next_release_;

@@ -59,6 +59,9 @@ def bad_flags_exit_2():
     expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--connect-timeout-ms", "x"], "x")
     expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--idle-timeout-s", "-1"], "idle")
     expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--balance", "random"], "random")
+    expect_bad(e, ["--connection-mode", "threads"], "threads")
+    expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--connection-mode", "fiber"],
+               "--connection-mode")  # an echo setting: the proxy has no such flag
 
 
 def malformed_addresses_exit_2():
@@ -132,6 +135,9 @@ def config_file_errors_name_file_and_line():
     expect_bad(e, ["--config", cfg], f"{cfg}:2")
     cfg = write("bad-listen.toml", "[echo]\nlisten = \"127.0.0.1\"\n")
     expect_bad(e, ["--config", cfg], f"{cfg}:2")
+    cfg = write("bad-mode.toml", "[echo]\nlisten = \"127.0.0.1:0\"\nconnection_mode = \"stackless\"\n")
+    line = expect_bad(e, ["--config", cfg], f"{cfg}:3")
+    check("stackless" in line and "idle-loop" in line, line)
     cfg = write("bad-upstream.toml", "[proxy]\nlisten = \"127.0.0.1:0\"\nupstreams = [\"127.0.0.1:1\", \"x\"]\n")
     expect_bad(h.PROXY, ["--config", cfg], f"{cfg}:3")
     cfg = write("proxy-key.toml", "[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"127.0.0.1:1\"]\n")

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """fiberio-echo under conditions a plain client cannot create: half-close with a large payload, many
 connections, peers that reset, a client that sends without reading (backpressure), a full fd table
-(EMFILE), every backend and thread setting.   usage: test_echo.py FIBERIO_ECHO FIBERIO_PROXY"""
+(EMFILE), every backend and thread setting, both connection modes, idle loops giving their stacks back.   usage: test_echo.py FIBERIO_ECHO FIBERIO_PROXY"""
 
 import os
+import re
 import resource
+import signal
 import socket
 import struct
 import time
@@ -40,7 +42,8 @@ def large_payload_half_close():
 
 def every_backend_and_thread_setting():
     for args in (["--backend", "epoll"], ["--backend", "poll"], ["--threads", "1"], ["--threads", "3", "--no-steal"],
-                 ["--threads", "2", "--steal"]):
+                 ["--threads", "2", "--steal"], ["--connection-mode", "fiber"],
+                 ["--connection-mode", "idle-loop", "--threads", "2"]):
         for mode in ("single", "reuseport"):
             server = h.start(h.ECHO, "--listen", "127.0.0.1:0", *args, env={"FIBERIO_ACCEPT": mode})
             payload = os.urandom(1 << 20)
@@ -167,6 +170,40 @@ def idle_connection_holds_no_buffer():
     stop_ok(server)
 
 
+def idle_connections_give_their_stacks_back():
+    # The default mode serves idle loops: connections idle for 1-2 s give their stacks back (the SIGUSR1
+    # line counts them), and each still answers afterwards, on a stack it gets back, in both modes.
+    for mode in ("idle-loop", "fiber"):
+        server = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "2", "--connection-mode", mode)
+        socks = [h.connect(server.address) for _ in range(200)]
+        for i, s in enumerate(socks):
+            s.sendall(b"%05d" % i)
+        for i, s in enumerate(socks):
+            check(s.recv(5) == b"%05d" % i, f"{mode}: connection {i}")
+        time.sleep(3)
+        server.proc.send_signal(signal.SIGUSR1)
+        released = None
+        deadline = time.monotonic() + h.bound(10)
+        while released is None and time.monotonic() < deadline:
+            found = re.findall(r"(\d+) idle stacks released", server.stderr_text())
+            if found:
+                released = sum(int(n) for n in found)
+            time.sleep(0.05)
+        check(released is not None, f"{mode}: no stats line: {server.stderr_text()}")
+        if mode == "idle-loop":
+            check(released >= 200, f"idle-loop: {released} stacks released for 200 idle connections")
+        else:
+            check(released == 0, f"fiber: {released} stacks released")
+        for i, s in enumerate(socks):
+            s.sendall(b"%05d" % (i + 1))
+        for i, s in enumerate(socks):
+            check(s.recv(5) == b"%05d" % (i + 1), f"{mode}: connection {i} after idling")
+        for s in socks:
+            s.close()
+        stop_ok(server)
+    return "idle loops released their stacks and answered again"
+
+
 if __name__ == "__main__":
     h.run([
         large_payload_half_close,
@@ -176,4 +213,5 @@ if __name__ == "__main__":
         client_that_does_not_read,
         fd_table_full,
         idle_connection_holds_no_buffer,
+        idle_connections_give_their_stacks_back,
     ])
