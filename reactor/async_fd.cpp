@@ -74,14 +74,12 @@ detail::WakeReason AsyncFd::wait(detail::IoSource* source, Interest direction, s
 }
 
 detail::WakeReason AsyncFd::wait_readable_idle(detail::IdleWait& wait, std::optional<Deadline> deadline) {
-  detail::IoSource* source = source_.load(std::memory_order_acquire);
-  if (!source) [[unlikely]] {
-    if (register_now()) return detail::WakeReason::notified;
-    source = source_.load(std::memory_order_acquire);
-  }
-  const std::uint32_t seen = source->directions[detail::IoSource::index(Interest::read)].snapshot();
+  const auto source = registration();
+  if (!source) [[unlikely]]
+    return detail::WakeReason::notified;
+  const std::uint32_t seen = (*source)->directions[detail::IoSource::index(Interest::read)].snapshot();
   if (detail::IoSource::Direction::ready(seen)) return detail::WakeReason::notified;
-  return reactor_->wait_idle(source, generation_, fd_, seen, wait, deadline);
+  return reactor_->wait_idle(*source, generation_, fd_, seen, wait, deadline);
 }
 
 std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::optional<Deadline> deadline) {

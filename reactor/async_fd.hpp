@@ -78,18 +78,16 @@ class AsyncFd {
   template <class Op>
   auto io_some(Interest direction, Op&& op, std::size_t requested, Timeout timeout = {})
       -> std::expected<decltype(op()), std::error_code> {
-    detail::IoSource* source = source_.load(std::memory_order_acquire);
-    if (!source) [[unlikely]] {
-      if (auto ec = register_now()) return std::unexpected(ec);
-      source = source_.load(std::memory_order_acquire);
-    }
-    auto& state = source->directions[detail::IoSource::index(direction)];
+    const auto source = registration();
+    if (!source) [[unlikely]]
+      return std::unexpected(source.error());
+    auto& state = (*source)->directions[detail::IoSource::index(direction)];
     for (;;) {
       const std::uint32_t seen = state.snapshot();
       if (detail::IoSource::Direction::ready(seen)) {
         if (auto done = attempt(state, seen, op, requested)) return *done;
       }
-      if (const auto why = wait(source, direction, seen, timeout); why != detail::WakeReason::notified)
+      if (const auto why = wait(*source, direction, seen, timeout); why != detail::WakeReason::notified)
           [[unlikely]] {
         if (why == detail::WakeReason::cancelled) throw Cancelled{};
         return std::unexpected(std::make_error_code(std::errc::timed_out));
@@ -106,12 +104,10 @@ class AsyncFd {
   template <class Op>
   auto try_io_some(Interest direction, Op&& op, std::size_t requested)
       -> std::expected<decltype(op()), std::error_code> {
-    detail::IoSource* source = source_.load(std::memory_order_acquire);
-    if (!source) [[unlikely]] {
-      if (auto ec = register_now()) return std::unexpected(ec);
-      source = source_.load(std::memory_order_acquire);
-    }
-    auto& state = source->directions[detail::IoSource::index(direction)];
+    const auto source = registration();
+    if (!source) [[unlikely]]
+      return std::unexpected(source.error());
+    auto& state = (*source)->directions[detail::IoSource::index(direction)];
     const std::uint32_t seen = state.snapshot();
     if (detail::IoSource::Direction::ready(seen)) {
       if (auto done = attempt(state, seen, op, requested)) return *done;
@@ -154,6 +150,13 @@ class AsyncFd {
  private:
   // Registers the fd with the calling worker's reactor (once; off the hot path).
   std::error_code register_now();
+  // The fd's registration, made on its first use.
+  std::expected<detail::IoSource*, std::error_code> registration() {
+    if (detail::IoSource* source = source_.load(std::memory_order_acquire)) [[likely]]
+      return source;
+    if (auto ec = register_now()) return std::unexpected(ec);
+    return source_.load(std::memory_order_acquire);
+  }
   std::expected<void, std::error_code> ready(Interest direction, std::optional<Deadline> deadline);
   // One try of `op` in a direction that looked ready (`seen`): its result or error, or nothing if it
   // found the direction drained (EAGAIN). A short stream transfer marks the direction drained.

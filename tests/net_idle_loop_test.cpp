@@ -15,7 +15,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <span>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -38,6 +40,17 @@ fiberio::Next echo(fiberio::TcpStream& stream) {
     }
     if (!stream.write_all(std::span(buf).first(*n))) return fiberio::Next::stop;
   }
+}
+
+// A handler's first read: nothing when bytes came (into `buf`), else what the handler returns (wait
+// when drained, stop at the end of stream or an error).
+std::optional<fiberio::Next> nothing_to_read(fiberio::TcpStream& stream, std::span<std::byte> buf) {
+  auto n = stream.try_read(buf);
+  if (!n) {
+    return n.error() == std::errc::resource_unavailable_try_again ? fiberio::Next::wait : fiberio::Next::stop;
+  }
+  if (*n == 0) return fiberio::Next::stop;
+  return std::nullopt;
 }
 
 std::uint64_t stacks_released(const fiberio::Runtime& rt) {
@@ -142,11 +155,7 @@ TEST_CASE("idle loop: a handler that waits mid-request keeps its stack") {
     std::atomic<std::uint64_t> released_during_wait{~std::uint64_t{0}};
     auto handler = [&](fiberio::TcpStream& s) {
       std::byte b[1];
-      auto n = s.try_read(b);
-      if (!n)
-        return n.error() == std::errc::resource_unavailable_try_again ? fiberio::Next::wait
-                                                                      : fiberio::Next::stop;
-      if (*n == 0) return fiberio::Next::stop;
+      if (const auto next = nothing_to_read(s, b)) return *next;
       // A frame full of state, then a wait of many release periods: the stack must stay.
       volatile std::uint64_t on_stack[512];
       for (std::size_t i = 0; i < 512; ++i)
@@ -190,11 +199,7 @@ TEST_CASE("idle loop: a stack is released only in the idle wait that is open, on
     auto handler = [&](fiberio::TcpStream& s) {
       self = fiberio::detail::Fiber::current();
       std::byte b[1];
-      auto n = s.try_read(b);
-      if (!n)
-        return n.error() == std::errc::resource_unavailable_try_again ? fiberio::Next::wait
-                                                                      : fiberio::Next::stop;
-      if (*n == 0) return fiberio::Next::stop;
+      if (const auto next = nothing_to_read(s, b)) return *next;
       volatile std::uint64_t on_stack[256];
       for (std::size_t i = 0; i < 256; ++i)
         on_stack[i] = i;
@@ -247,11 +252,7 @@ TEST_CASE("idle loop: cancellation at the idle point, with and without a stack, 
       std::atomic<int> in_handler{0};
       auto handler = [&](fiberio::TcpStream& s) {
         std::byte b[8];
-        auto n = s.try_read(b);
-        if (!n)
-          return n.error() == std::errc::resource_unavailable_try_again ? fiberio::Next::wait
-                                                                        : fiberio::Next::stop;
-        if (*n == 0) return fiberio::Next::stop;
+        if (const auto next = nothing_to_read(s, b)) return *next;
         ++in_handler;
         fiberio::sleep_for(1h);  // busy for good: only a cancellation ends it
         return fiberio::Next::stop;
@@ -291,11 +292,7 @@ TEST_CASE("idle loop: shutdown ends idle loops with and without stacks, and busy
       auto listener = listen_loopback();
       auto handler = [&](fiberio::TcpStream& s) {
         std::byte b[8];
-        auto n = s.try_read(b);
-        if (!n)
-          return n.error() == std::errc::resource_unavailable_try_again ? fiberio::Next::wait
-                                                                        : fiberio::Next::stop;
-        if (*n == 0) return fiberio::Next::stop;
+        if (const auto next = nothing_to_read(s, b)) return *next;
         busy_started = true;
         fiberio::sleep_for(1h);
         return fiberio::Next::stop;
