@@ -17,7 +17,7 @@ enum class Ended : std::uint8_t { end_of_stream, failed, drained };
 // try_io_some, which says the socket is drained instead) and writes every byte back, until the end of
 // stream (then shuts its write side down), an error, or a drained socket.
 template <class Read>
-Ended echo_bytes(TcpStream& stream, Read&& read) {
+[[gnu::always_inline]] inline Ended echo_bytes(TcpStream& stream, Read&& read) {
   // Small messages go through a buffer on the stack, in the page its frames already keep resident, so
   // they cost no pool traffic; a read that fills it means bytes are streaming, and the reads after it
   // take a pooled buffer until one comes back short.

@@ -35,5 +35,5 @@ int main(int argc, char** argv) {
       fiberio::echo_connection(std::move(s));
     }));
   }
-  return fiberio::run_server(*config, server, fiberio::IdleConnectionHandler(fiberio::echo_ready));
+  return fiberio::run_server(*config, server, fiberio::IdleConnectionHandler{fiberio::echo_ready});
 }

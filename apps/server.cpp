@@ -128,9 +128,9 @@ void start_connection(Shared& shared, TcpStream stream, std::uint32_t worker) {
   if (const auto* ready = std::get_if<IdleConnectionHandler>(&shared.handler)) {
     spawn_idle_loop(
         std::move(conn),
-        [&shared, ready](TrackedStream& c) {
+        [&shared, ready = *ready](TrackedStream& c) {
           Next next = Next::stop;
-          guarded(shared, [&] { next = (*ready)(c.stream()); });
+          guarded(shared, [&] { next = ready(c.stream()); });
           return next;
         },
         IdleLoopOptions{.spawn = {"connection", worker}})

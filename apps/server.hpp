@@ -60,8 +60,9 @@ struct ServerOptions {
 // A connection's handler: runs in a fiber of its own for the connection's whole life.
 using ConnectionHandler = std::function<void(TcpStream)>;
 // Or an idle loop's handler (runtime/idle_loop.hpp): called whenever the connection has bytes to read,
-// it holds a stack only while it runs.
-using IdleConnectionHandler = std::function<Next(TcpStream&)>;
+// it holds a stack only while it runs. A plain function, called on every request: no std::function's
+// indirection there (its per-connection state lives on the stream and in the kernel).
+using IdleConnectionHandler = Next (*)(TcpStream&);
 
 // Returns the process's exit code (0 after a signal, 1 if it cannot listen or start, 2 for an address
 // that cannot be resolved).
