@@ -31,6 +31,7 @@
 #include <fiberio/net/unix_socket.hpp>
 #include <fiberio/reactor/async_fd.hpp>
 #include <fiberio/runtime/config.hpp>
+#include <fiberio/runtime/fiber_info.hpp>
 #include <fiberio/runtime/idle_loop.hpp>
 #include <fiberio/runtime/join_handle.hpp>
 #include <fiberio/runtime/runtime.hpp>

@@ -38,6 +38,12 @@ std::expected<ConnectionMode, Error> parse_connection_mode(std::string_view text
   return std::unexpected("expected idle-loop or fiber, got '" + std::string(text) + "'");
 }
 
+std::expected<bool, Error> parse_on_sigquit(std::string_view text) {
+  if (text == "dump") return true;
+  if (text == "abort") return false;
+  return std::unexpected("expected dump or abort, got '" + std::string(text) + "'");
+}
+
 constexpr std::uint32_t kMaxThreads = 1024;
 constexpr std::uint32_t kMaxConnectTimeoutMs = 3'600'000;  // one hour
 constexpr std::uint32_t kMaxIdleTimeoutS = 7 * 24 * 3600;  // one week
@@ -55,6 +61,7 @@ struct CliValues {
   std::vector<std::string> upstreams;  // empty: not given
   std::optional<UpstreamPool::Balance> balance;
   std::optional<ConnectionMode> connection_mode;
+  std::optional<bool> sigquit_dump;
   std::optional<std::uint32_t> connect_timeout_ms;
   std::optional<std::uint32_t> response_timeout_ms;
   std::optional<std::uint32_t> health_check_interval_ms;
@@ -74,12 +81,14 @@ std::string program_description(AppKind kind) {
 constexpr const char* kFooter =
     "Settings come from, in precedence: command line, environment (FIBERIO_THREADS, FIBERIO_BACKEND, "
     "FIBERIO_WORK_STEALING=true|false|1|0|on|off, FIBERIO_STACK_SIZE), the --config file ([runtime] threads, "
-    "work_stealing, backend, stack_size; [echo] listen, connection_mode; [proxy] listen, upstreams, balance, "
+    "work_stealing, backend, stack_size, on_sigquit; [echo] listen, connection_mode; [proxy] listen, "
+    "upstreams, balance, "
     "connect_timeout_ms, "
     "health_check_interval_ms, response_timeout_ms, idle_timeout_s; a regular file of at most 1 MiB), "
     "defaults. When ready, the program prints one line on stdout, 'listening on HOST:PORT'. SIGINT/SIGTERM "
     "stop it (exit 0); SIGHUP reloads the configuration (the proxy applies upstreams, balance, health checks "
-    "and timeouts to new connections; the rest takes a restart); SIGUSR1 logs the counters. Exit codes: 2 "
+    "and timeouts to new connections; the rest takes a restart); SIGUSR1 logs the counters; SIGQUIT logs "
+    "every fiber. Exit codes: 2 "
     "bad "
     "input, 1 cannot listen.\n";
 
@@ -113,7 +122,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
                 idle_timeout_s = 0;
   bool steal = true;
   std::vector<std::string> upstreams;
-  std::string balance_text, mode_text;
+  std::string balance_text, mode_text, sigquit_text;
 
   auto* config_opt = app.add_option("--config", config_path, "TOML config file")->type_name("FILE");
   bool check = false;
@@ -140,6 +149,15 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   auto* steal_opt =
       app.add_flag("--steal,!--no-steal", steal, "idle workers steal queued fibers (default on)");
 
+  auto* sigquit_opt =
+      app.add_option("--on-sigquit", sigquit_text,
+                     "dump: SIGQUIT logs every fiber (state, what it waits on, stack) and the server goes on "
+                     "(the default); abort: SIGQUIT's default action")
+          ->type_name("dump|abort")
+          ->check([](const std::string& text) -> std::string {
+            auto d = parse_on_sigquit(text);
+            return d ? std::string() : d.error();
+          });
   CLI::Option* mode_opt = nullptr;
   if (kind == AppKind::echo) {
     mode_opt = app.add_option("--connection-mode", mode_text,
@@ -231,6 +249,7 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   if (upstream_opt && upstream_opt->count()) out.upstreams = upstreams;
   if (balance_opt && balance_opt->count()) out.balance = *parse_balance(balance_text);
   if (mode_opt && mode_opt->count()) out.connection_mode = *parse_connection_mode(mode_text);
+  if (sigquit_opt->count()) out.sigquit_dump = *parse_on_sigquit(sigquit_text);
   if (connect_opt && connect_opt->count()) out.connect_timeout_ms = connect_timeout_ms;
   if (response_opt && response_opt->count()) out.response_timeout_ms = response_timeout_ms;
   if (health_opt && health_opt->count()) out.health_check_interval_ms = health_ms;
@@ -450,10 +469,16 @@ class FileLoader {
         auto n = integer(full, node, 16 * 1024, std::int64_t{1} << 30);
         if (!n) return std::unexpected(n.error());
         config_.runtime.stack_size = static_cast<std::size_t>(*n);
+      } else if (name == "on_sigquit") {
+        auto text = string(full, node);
+        if (!text) return std::unexpected(text.error());
+        auto dump = parse_on_sigquit(*text);
+        if (!dump) return fail(node.source(), full + ": " + dump.error());
+        config_.sigquit_dump = *dump;
       } else {
-        return fail(
-            key.source(),
-            "unknown key '" + name + "' in [runtime] (expected threads, work_stealing, backend, stack_size)");
+        return fail(key.source(), "unknown key '" + name +
+                                      "' in [runtime] (expected threads, work_stealing, backend, stack_size, "
+                                      "on_sigquit)");
       }
     }
     return {};
@@ -582,6 +607,7 @@ std::expected<AppConfig, Error> merge(AppKind kind, const CliValues& cli) {
   if (cli.connect_timeout_ms) config.connect_timeout = std::chrono::milliseconds(*cli.connect_timeout_ms);
   if (cli.balance) config.balance = *cli.balance;
   if (cli.connection_mode) config.connection_mode = *cli.connection_mode;
+  if (cli.sigquit_dump) config.sigquit_dump = *cli.sigquit_dump;
   if (cli.health_check_interval_ms)
     config.health_check_interval = std::chrono::milliseconds(*cli.health_check_interval_ms);
   if (cli.response_timeout_ms) config.response_timeout = std::chrono::milliseconds(*cli.response_timeout_ms);
@@ -653,6 +679,7 @@ std::string restart_only_changes(const AppConfig& running, const AppConfig& load
   note(running.runtime.work_stealing != loaded.runtime.work_stealing, "work_stealing");
   note(running.runtime.stack_size != loaded.runtime.stack_size, "stack_size");
   note(running.connection_mode != loaded.connection_mode, "connection_mode");
+  note(running.sigquit_dump != loaded.sigquit_dump, "on_sigquit");
   return out;
 }
 

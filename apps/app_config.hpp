@@ -8,7 +8,7 @@
 //
 // The config file has three sections, each with a fixed set of keys; anything else is an error naming the
 // file, the line and the key:
-//   [runtime] threads, work_stealing, backend, stack_size
+//   [runtime] threads, work_stealing, backend, stack_size, on_sigquit
 //   [echo]    listen, connection_mode
 //   [proxy]   listen, upstreams, balance, connect_timeout_ms, health_check_interval_ms,
 //             response_timeout_ms, idle_timeout_s
@@ -41,7 +41,10 @@ enum class ConnectionMode : std::uint8_t { idle_loop, fiber };
 struct AppConfig {
   Config runtime{};   // threads, work_stealing, backend, stack_size
   HostPort listen{};  // where to accept; syntax checked, not resolved yet
-  ConnectionMode connection_mode = ConnectionMode::idle_loop;          // echo
+  ConnectionMode connection_mode = ConnectionMode::idle_loop;  // echo
+  // SIGQUIT logs every fiber (Runtime::fibers()) and the server goes on; false: SIGQUIT's default action
+  // (the process aborts, with a core dump where enabled).
+  bool sigquit_dump = true;
   std::vector<HostPort> upstreams{};                                   // proxy: at least one; echo: empty
   UpstreamPool::Balance balance = UpstreamPool::Balance::round_robin;  // proxy: how to choose one
   std::chrono::milliseconds connect_timeout{3000};     // proxy: per upstream connection attempt

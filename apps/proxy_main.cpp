@@ -15,8 +15,8 @@
 int main(int argc, char** argv) {
   fiberio::set_log_program("fiberio-proxy");
   // First, before any thread exists: every thread must block them for the signalfd to see them.
-  if (auto error = fiberio::block_signals({SIGINT, SIGTERM, SIGHUP, SIGUSR1})) {
-    fiberio::log_line("cannot block SIGINT, SIGTERM, SIGHUP and SIGUSR1: ", error.message());
+  if (auto error = fiberio::block_signals({SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGQUIT})) {
+    fiberio::log_line("cannot block SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGQUIT: ", error.message());
     return 1;
   }
   auto config = fiberio::load_app_config(fiberio::AppKind::proxy, argc, argv);

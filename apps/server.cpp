@@ -197,9 +197,18 @@ void log_stats(const Runtime& runtime, const Shared& shared, const ServerOptions
   log_event(LogLevel::info, line.str());
 }
 
+// SIGQUIT's line, then one per live fiber (Runtime::fibers()): what each does, for how long, its stack.
+void log_fibers(const Runtime& runtime) {
+  const std::vector<FiberInfo> fibers = runtime.fibers();
+  log_event(LogLevel::info, "SIGQUIT: ", fibers.size(), " fiber(s); the server goes on");
+  for (const FiberInfo& fiber : fibers)
+    log_event(LogLevel::info, to_string(fiber));
+}
+
 int serve(Runtime& runtime, const AppConfig& config, const ServerOptions& options, Listeners& listeners,
           Shared& shared) {
-  auto signals = SignalListener::open({SIGINT, SIGTERM, SIGHUP, SIGUSR1});
+  auto signals = config.sigquit_dump ? SignalListener::open({SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGQUIT})
+                                     : SignalListener::open({SIGINT, SIGTERM, SIGHUP, SIGUSR1});
   if (!signals) {
     log_event(LogLevel::error, "cannot wait for signals: ", signals.error().message());
     return 1;
@@ -223,9 +232,11 @@ int serve(Runtime& runtime, const AppConfig& config, const ServerOptions& option
   std::cout << "listening on " << listeners.local.to_string() << std::endl;  // the ready line, flushed
 
   auto signo = signals->wait();
-  while (signo && (*signo == SIGUSR1 || *signo == SIGHUP)) {
+  while (signo && (*signo == SIGUSR1 || *signo == SIGHUP || *signo == SIGQUIT)) {
     if (*signo == SIGUSR1) {
       log_stats(runtime, shared, options);
+    } else if (*signo == SIGQUIT) {
+      log_fibers(runtime);
     } else if (!options.reload) {
       log_event(LogLevel::info, "SIGHUP: nothing to reload");
     } else if (!spawn_blocking(options.reload)) {
@@ -267,6 +278,13 @@ std::expected<AcceptMode, int> accept_mode_from_env() {
 int run_server(const AppConfig& config, const ServerOptions& options,
                std::variant<ConnectionHandler, IdleConnectionHandler> handler) {
   ::signal(SIGPIPE, SIG_IGN);
+  if (!config.sigquit_dump) {
+    // SIGQUIT's default action wanted: unblocked here, before the Runtime's threads inherit this mask.
+    sigset_t quit;
+    ::sigemptyset(&quit);
+    ::sigaddset(&quit, SIGQUIT);
+    ::pthread_sigmask(SIG_UNBLOCK, &quit, nullptr);
+  }
   auto addrs = resolve(config.listen);  // numeric: at once; a name: getaddrinfo on the blocking pool
   if (!addrs) {
     log_event(LogLevel::error, "cannot resolve listen address ", config.listen.to_string(), ": ",

@@ -23,9 +23,10 @@
 //     what `describe` adds; on SIGHUP: reload(), which applies what can change while serving (the
 //     proxy's upstreams, balance and timeouts, for new connections; established ones keep theirs) and
 //     keeps the running configuration if the new one is invalid. Neither stops the server. Listen and
-//     the [runtime] settings take a restart; there is no log file to reopen (the log is stderr).
-// The caller must have blocked SIGINT, SIGTERM, SIGHUP and SIGUSR1 (block_signals) before any thread was
-// created: the signals are read from a signalfd (net/signals.hpp). SIGPIPE is ignored (writes use
+//     the [runtime] settings take a restart; there is no log file to reopen (the log is stderr). On
+//     SIGQUIT (unless --on-sigquit abort): logs every fiber, one line each (Runtime::fibers()), and goes on.
+// The caller must have blocked SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGQUIT (block_signals) before any thread
+// was created: the signals are read from a signalfd (net/signals.hpp). SIGPIPE is ignored (writes use
 // MSG_NOSIGNAL anyway).
 // Thread-safety: call once, from main(). The handler runs on any worker, many at once: it must be
 // thread-safe; it owns the stream it is given.

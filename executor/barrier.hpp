@@ -53,7 +53,7 @@ class Barrier {
   const std::size_t parties_;
   std::size_t arrived_ = 0;
   std::uint64_t round_ = 0;
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"barrier"};
 };
 
 }  // namespace fiberio

@@ -309,9 +309,10 @@ class Channel {
   const std::size_t capacity_;  // 0: rendezvous
   bool closed_ = false;
   std::deque<T> items_;
-  detail::WaitList senders_;    // senders waiting for room (or, rendezvous: select's send branches)
-  detail::WaitList hand_offs_;  // rendezvous senders, each with its value
-  detail::WaitList receivers_;
+  detail::WaitList senders_{
+      "channel send"};  // senders waiting for room (or, rendezvous: select's send branches)
+  detail::WaitList hand_offs_{"channel send"};  // rendezvous senders, each with its value
+  detail::WaitList receivers_{"channel receive"};
 };
 
 template <class T>

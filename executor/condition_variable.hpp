@@ -65,7 +65,7 @@ class ConditionVariable {
   }
 
   std::mutex state_mutex_;
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"condition variable"};
 };
 
 }  // namespace fiberio

@@ -14,6 +14,9 @@ namespace fiberio {
 
 class Event {
  public:
+  // `what` names the wait in the fiber dump (a static string; Runtime::fibers()).
+  explicit Event(const char* what = "event") noexcept : waiters_(what) {}
+
   void set() {
     std::lock_guard guard(mutex_);
     set_ = true;
@@ -77,7 +80,7 @@ class Event {
  private:
   mutable std::mutex mutex_;
   bool set_ = false;
-  detail::WaitList waiters_;
+  detail::WaitList waiters_;  // named by the constructor
 };
 
 inline Event::Wait on_set(Event& event) noexcept {

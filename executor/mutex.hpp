@@ -39,7 +39,7 @@ class Mutex {
  private:
   std::mutex state_mutex_;  // guards locked_ and waiters_, held only for a few instructions
   bool locked_ = false;
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"mutex"};
 };
 
 }  // namespace fiberio

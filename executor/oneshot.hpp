@@ -31,8 +31,8 @@ struct OneshotState {
   std::optional<T> value;
   bool sender_gone = false;  // destroyed, or its value sent: nothing more will come
   bool receiver_gone = false;
-  WaitList receiver;        // the receiving fiber (or a select's waiter)
-  WaitList sender_waiters;  // wait_receiver_gone()
+  WaitList receiver{"oneshot"};        // the receiving fiber (or a select's waiter)
+  WaitList sender_waiters{"oneshot"};  // wait_receiver_gone()
 };
 
 }  // namespace detail

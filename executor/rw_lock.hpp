@@ -109,7 +109,7 @@ class RwLock {
   std::mutex mutex_;  // guards everything below, held only for a few instructions
   bool writer_ = false;
   std::size_t readers_ = 0;
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"rw lock"};
 };
 
 }  // namespace fiberio

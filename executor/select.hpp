@@ -140,6 +140,7 @@ requires(detail::SelectBranch<std::remove_cvref_t<Branches>>&&...)
     // None is ready: one wait ticket, published to every branch. A branch that became ready since its try
     // wins it at once, and the branches after it need not be subscribed.
     std::array<detail::Waiter, n> waiters;
+    self->note_wait("select");
     const std::uint64_t ticket = self->prepare_wait();
     std::size_t subscribed = 0;
     auto unsubscribe_all = [&] {

@@ -54,7 +54,7 @@ class Semaphore {
 
   mutable std::mutex mutex_;
   std::size_t permits_;
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"semaphore"};
 };
 
 }  // namespace fiberio

@@ -24,6 +24,7 @@ void sleep_until(Clock::time_point deadline) {
     std::this_thread::sleep_until(deadline);
     return;
   }
+  self->note_wait("sleep");
   const std::uint64_t ticket = self->prepare_wait();
   if (self->suspend_until(ticket, deadline) == detail::WakeReason::cancelled) throw Cancelled{};
 }

@@ -121,7 +121,7 @@ class Timer {
   mutable std::mutex mutex_;
   std::optional<Deadline> deadline_;  // nullopt: cancelled
   std::uint64_t version_ = 0;         // bumped by every reset() and cancel()
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"timer"};
 };
 
 inline Timer::Fire on_fire(Timer& timer) noexcept {

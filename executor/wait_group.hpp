@@ -34,7 +34,7 @@ class WaitGroup {
  private:
   std::mutex mutex_;
   std::size_t count_ = 0;
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"wait group"};
 };
 
 }  // namespace fiberio

@@ -63,13 +63,13 @@ class BlockingPool {
 // The rendezvous between a job and its caller; shared because a cancelled caller may leave first.
 template <class R>
 struct BlockingResult {
-  Event done;
+  Event done{"blocking pool"};
   std::optional<R> value;
   std::exception_ptr error;
 };
 template <>
 struct BlockingResult<void> {
-  Event done;
+  Event done{"blocking pool"};
   std::exception_ptr error;
 };
 

@@ -45,6 +45,10 @@ std::vector<WorkerStats> Runtime::stats() const {
   return scheduler_->stats();
 }
 
+std::vector<FiberInfo> Runtime::fibers() const {
+  return scheduler_->fibers();
+}
+
 std::size_t Runtime::live_fibers() const noexcept {
   return scheduler_->live_fibers();
 }

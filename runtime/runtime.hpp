@@ -19,6 +19,7 @@
 
 #include <fiberio/runtime/config.hpp>
 #include <fiberio/runtime/detail/task.hpp>
+#include <fiberio/runtime/fiber_info.hpp>
 #include <fiberio/runtime/join_handle.hpp>
 #include <fiberio/runtime/stats.hpp>
 
@@ -116,6 +117,9 @@ class Runtime {
 
   const Config& config() const noexcept;
   std::vector<WorkerStats> stats() const;
+  // Every live fiber: name, state, what it waits on and for how long, worker, stack high-water mark
+  // (runtime/fiber_info.hpp). Any thread, while the workers run; a snapshot, approximate by nature.
+  std::vector<FiberInfo> fibers() const;
   std::size_t live_fibers() const noexcept;
 
  private:

@@ -16,7 +16,7 @@ namespace fiberio::detail {
 
 struct Fiber::JoinWaiters {
   std::mutex mutex;
-  WaitList list;
+  WaitList list{"join"};
 };
 
 Fiber::Fiber(std::string name) : name_(std::move(name)) {}
@@ -115,6 +115,8 @@ void Fiber::unsubscribe_finished(Waiter& waiter) noexcept {
 void Fiber::create_context(std::size_t size) {
   const boost::context::stack_context stack = StackPool::local().allocate(size);
   stack_ = to_stack_bounds(stack);
+  stack_bytes_.store(stack_.size, std::memory_order_relaxed);
+  stack_low_.store(stack_.bottom, std::memory_order_release);
   configured_stack_size_ = size;
   tsan_fiber_ = tsan_create();
   context_ = make_context(stack);
@@ -137,6 +139,7 @@ bool Fiber::release_idle_stack(std::uint64_t ticket) noexcept {
 }
 
 void Fiber::drop_stack() noexcept {
+  stack_low_.store(nullptr, std::memory_order_relaxed);
   forget_stack(const_cast<void*>(stack_.bottom), stack_.size);  // ASan: what the dropped frames had poisoned
   StackPool::local().deallocate(to_stack_context(stack_));
   tsan_destroy(tsan_fiber_);

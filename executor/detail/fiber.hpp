@@ -47,10 +47,15 @@ enum class WakeReason : std::uint8_t { notified, timeout, cancelled };
 // is left of its turn's I/O budget, and what a switch back to the thread needs (its own stack for ASan,
 // its TSan context). The FiberThread bound to the thread is a Turn.
 struct Turn {
-  Fiber* fiber = nullptr;         // between the switch in and the switch out
+  // Between the switch in and the switch out. Atomic (relaxed, plain moves) only so that the fiber dump
+  // may read it from another thread.
+  std::atomic<Fiber*> fiber{nullptr};
   std::uint32_t budget_left = 0;  // ready I/O operations left in the running fiber's turn (if one runs)
   StackBounds thread_stack;       // set when the FiberThread is bound
   void* tsan_context = nullptr;   // likewise
+  // The thread's clock, coarse: Clock::now() as its loop last read it (a look at the backend, a park),
+  // in nanoseconds. What a wait's start is stamped with (Fiber::note_wait), at the price of a load.
+  std::int64_t coarse_now = 0;
 };
 
 // The Turn of the FiberThread bound to the calling thread, or nullptr. The slot is read afresh by every
@@ -238,7 +243,34 @@ class Fiber {
   // The fiber running on this thread, or nullptr on a plain thread or a worker's own stack.
   static Fiber* current() noexcept {
     const Turn* turn = current_turn();
-    return turn ? turn->fiber : nullptr;
+    return turn ? turn->fiber.load(std::memory_order_relaxed) : nullptr;
+  }
+
+  // --- what the fiber waits on, for the fiber dump (Runtime::fibers()) ---
+  // The fiber, before it opens a wait: names what it waits on (a static string) and the fd, if any, and
+  // stamps the wait's start with its thread's coarse clock. A few plain stores.
+  void note_wait(const char* what, int fd = -1) noexcept {
+    wait_what_.store(what, std::memory_order_relaxed);
+    wait_fd_.store(fd, std::memory_order_relaxed);
+    const Turn* turn = current_turn();
+    wait_since_.store(turn ? turn->coarse_now : 0, std::memory_order_relaxed);
+  }
+  // Any thread (approximate while it runs): the fiber's wait, if one is open.
+  struct WaitNote {
+    bool waiting = false;
+    const char* what = nullptr;  // as note_wait() named it; nullptr if it never did
+    int fd = -1;
+    std::int64_t since_ns = 0;  // the thread's coarse clock when it began (Turn::coarse_now)
+  };
+  WaitNote wait_note() const noexcept {
+    return WaitNote{(ticket_.load(std::memory_order_acquire) & 1) != 0,
+                    wait_what_.load(std::memory_order_relaxed), wait_fd_.load(std::memory_order_relaxed),
+                    wait_since_.load(std::memory_order_relaxed)};
+  }
+  // Any thread: the fiber's stack as it was last given or taken ({nullptr, 0}: none yet, or released).
+  StackBounds published_stack() const noexcept {
+    return StackBounds{stack_low_.load(std::memory_order_acquire),
+                       stack_bytes_.load(std::memory_order_relaxed)};
   }
 
  protected:
@@ -273,7 +305,12 @@ class Fiber {
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<std::uint64_t> ticket_{0};  // odd while a wait is open
   std::atomic<std::uint32_t> votes_{0};
-  std::atomic<std::uint64_t> idle_ticket_{0};  // the last wait mark_idle_wait() marked
+  std::atomic<std::uint64_t> idle_ticket_{0};    // the last wait mark_idle_wait() marked
+  std::atomic<const char*> wait_what_{nullptr};  // note_wait()
+  std::atomic<int> wait_fd_{-1};
+  std::atomic<std::int64_t> wait_since_{0};
+  std::atomic<std::size_t> stack_bytes_{0};  // published_stack(): stack_ for other threads
+  std::atomic<const void*> stack_low_{nullptr};
   bool restarted_ = false;  // the stack was released in an idle wait (set while the fiber is held)
   std::atomic<WakeReason> reason_{WakeReason::notified};
   std::atomic<bool> cancel_pending_{false};

@@ -40,6 +40,7 @@ FiberThread::Binding::Binding(FiberThread& thread) noexcept : outer_(current()) 
   t_bound_turn = &thread;
   thread.thread_stack = current_thread_stack();
   thread.tsan_context = tsan_current();
+  thread.set_coarse_now(Clock::now());  // the first fibers may wait before the loop reads the clock
   thread.exception_globals_ = reinterpret_cast<Fiber::ExceptionState*>(abi::__cxa_get_globals());
   thread.loop_in_exception_ = thread.exception_globals_->caught_exceptions != nullptr ||
                               thread.exception_globals_->uncaught_exceptions != 0;

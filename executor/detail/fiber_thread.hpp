@@ -50,7 +50,11 @@ class FiberThread : private Turn {
   // (Exit::waiting), queues it again (Exit::yielding) or completes it (Exit::finished).
   Fiber::Exit resume(Fiber& fiber) noexcept;
 
-  Fiber* running() const noexcept { return fiber; }
+  Fiber* running() const noexcept { return fiber.load(std::memory_order_relaxed); }
+  // The loop, whenever it reads the clock anyway: what the coarse clock says (Turn::coarse_now).
+  void set_coarse_now(Deadline now) noexcept {
+    coarse_now = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  }
   TimerQueue& timers() noexcept { return timers_; }
   const TimerQueue& timers() const noexcept { return timers_; }
   std::uint32_t index() const noexcept { return index_; }
@@ -76,7 +80,7 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
   // A fiber queued twice (a double resume) would run on two stacks' worth of state at once: catch it in
   // debug builds, where the stress tests run.
   assert(!fiber.on_cpu_.exchange(true, std::memory_order_acq_rel) && "fiber resumed twice");
-  this->fiber = &fiber;
+  this->fiber.store(&fiber, std::memory_order_relaxed);
   budget_left = io_budget_;
   if (!fiber.context_) fiber.create_context(stack_size_);
   // The exception state is swapped only when one side has one (the loop runs inside a catch handler, or
@@ -100,11 +104,12 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
   }
   fiber.exception_saved_ = in_exception;
   fiber.in_exception_.store(in_exception, std::memory_order_release);
-  this->fiber = nullptr;
+  this->fiber.store(nullptr, std::memory_order_relaxed);
 #ifndef NDEBUG
   fiber.on_cpu_.store(false, std::memory_order_release);
 #endif
   if (fiber.exit_ == Fiber::Exit::finished) {
+    fiber.stack_low_.store(nullptr, std::memory_order_relaxed);  // its stack went back to the pool
     tsan_destroy(fiber.tsan_fiber_);
     fiber.tsan_fiber_ = nullptr;
   }

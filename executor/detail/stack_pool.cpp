@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <new>
 
 namespace fiberio::detail {
@@ -136,6 +137,19 @@ void StackPool::release_pages(std::size_t keep) noexcept {
   for (std::size_t i = clean_; i < end; ++i)
     Mapping::release_pages(free_[i]);
   clean_ = std::max(clean_, end);
+}
+
+std::size_t StackPool::high_water(StackBounds stack) noexcept {
+  const std::size_t page = page_size();
+  const auto low = reinterpret_cast<std::uintptr_t>(stack.bottom) / page * page;
+  const std::size_t pages =
+      (reinterpret_cast<std::uintptr_t>(stack.bottom) + stack.size - low + page - 1) / page;
+  std::vector<unsigned char> resident(pages);
+  if (::mincore(reinterpret_cast<void*>(low), pages * page, resident.data()) != 0) return 0;
+  for (std::size_t i = 0; i < pages; ++i) {
+    if (resident[i] & 1) return std::min(stack.size, (pages - i) * page);
+  }
+  return 0;
 }
 
 std::size_t StackPool::live_mappings() noexcept {

@@ -52,6 +52,9 @@ class StackPool {
   void release_pages(std::size_t keep) noexcept;
 
   std::size_t cached() const noexcept { return free_.size(); }
+  // Any thread: bytes from the top of `stack` down to its lowest page in memory (mincore), its high-water
+  // mark to page granularity; 0 if it is not mapped (any more).
+  static std::size_t high_water(StackBounds stack) noexcept;
   // Stacks mapped by all threads and not yet unmapped (for leak tests).
   static std::size_t live_mappings() noexcept;
   // Whether guard pages are the kernel's lightweight ones (MADV_GUARD_INSTALL), known after the first

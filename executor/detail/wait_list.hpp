@@ -80,6 +80,11 @@ struct Waiter {
 
 class WaitList {
  public:
+  // `what` names what its waiters wait on, in the fiber dump (a static string: "mutex", "channel"...);
+  // nullptr: the owner names each wait itself (Fiber::note_wait) before suspend_on().
+  explicit WaitList(const char* what = "wait list") noexcept : what_(what) {}
+  const char* what() const noexcept { return what_; }
+
   bool empty() const noexcept { return head_ == nullptr; }
   Waiter* front() const noexcept { return head_; }
 
@@ -150,6 +155,7 @@ class WaitList {
   }
 
  private:
+  const char* what_;
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
 };
@@ -167,6 +173,7 @@ WakeReason suspend_on(WaitList& list, Waiter& waiter, std::unique_lock<std::mute
                       std::optional<Deadline> deadline, BeforeSuspend&& before_suspend) {
   Fiber* self = Fiber::current();
   if (self) {
+    if (list.what()) self->note_wait(list.what());
     waiter.fiber = self;
     waiter.ticket = self->prepare_wait();
   }

@@ -61,7 +61,7 @@ struct IoSource {
 
     std::atomic<std::uintptr_t> parked{kEmpty};  // kEmpty, kTaking, or a ParkedFiber*
     std::atomic<std::uint32_t> waiting{0};       // fibers queued in `waiters` (changed under the mutex)
-    WaitList waiters;                            // under the source's mutex
+    WaitList waiters{nullptr};                   // under the source's mutex; the reactor names the waits
 
     static bool ready(std::uint32_t s) noexcept { return (s & kReady) != 0; }
     static std::uint32_t epoch(std::uint32_t s) noexcept { return s & ~(kReady | kClosed); }

@@ -151,6 +151,7 @@ inline WakeReason Reactor::park(IoSource* source, std::uint32_t generation, int 
 inline WakeReason Reactor::wait_ready(IoSource* source, std::uint32_t generation, int fd, Interest direction,
                                       std::uint32_t seen, std::optional<Deadline> deadline) {
   ParkedFiber record{Fiber::current(), 0};  // AsyncFd waits only from fibers
+  record.fiber->note_wait(direction == Interest::write ? "write" : "read", fd);
   return park(source, generation, fd, direction, seen, record, deadline,
               [&](IoSource::Direction& d, std::uint64_t ticket) {
                 const WakeReason why = record.fiber->suspend_until(ticket, deadline);
@@ -164,6 +165,7 @@ inline WakeReason Reactor::wait_ready(IoSource* source, std::uint32_t generation
 inline WakeReason Reactor::wait_idle(IoSource* source, std::uint32_t generation, int fd, std::uint32_t seen,
                                      IdleWait& wait, std::optional<Deadline> deadline) {
   wait.record.fiber = Fiber::current();
+  wait.record.fiber->note_wait("read, idle loop", fd);
   return park(source, generation, fd, Interest::read, seen, wait.record, deadline,
               [&](IoSource::Direction& d, std::uint64_t ticket) {
                 Fiber* self = wait.record.fiber;

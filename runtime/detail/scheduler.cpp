@@ -80,7 +80,7 @@ void Scheduler::submit(Task* fiber, std::optional<std::uint32_t> worker) {
   } else {
     target = next_worker_.fetch_add(1, std::memory_order_relaxed) % size();
   }
-  fiber->home = target;
+  fiber->home.store(target, std::memory_order_relaxed);
   if (here && here->index() == target) {
     here->push_local(fiber, false);
   } else {
@@ -191,6 +191,41 @@ std::vector<WorkerStats> Scheduler::stats() const {
   out.reserve(workers_.size());
   for (const auto& worker : workers_)
     out.push_back(worker->stats());
+  return out;
+}
+
+std::vector<FiberInfo> Scheduler::fibers() const {
+  std::vector<const Fiber*> running(workers_.size());
+  for (std::size_t i = 0; i < workers_.size(); ++i)
+    running[i] = workers_[i]->running();
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  std::vector<FiberInfo> out;
+  std::lock_guard lock(registry_mutex_);  // a fiber in the registry is not freed meanwhile
+  out.reserve(live_.load(std::memory_order_relaxed));
+  for (const Task* task = registry_head_; task; task = task->registry_next) {
+    FiberInfo& info = out.emplace_back();
+    info.name = task->name();
+    info.worker = task->home.load(std::memory_order_relaxed);
+    const Fiber::WaitNote note = task->wait_note();
+    if (auto on = std::find(running.begin(), running.end(), task); on != running.end()) {
+      info.state = FiberInfo::State::running;
+      info.worker = static_cast<std::uint32_t>(on - running.begin());
+    } else if (note.waiting) {
+      info.state = FiberInfo::State::waiting;
+      info.waiting_on = note.what ? note.what : "?";
+      if (note.fd >= 0) info.waiting_on = "fd " + std::to_string(note.fd) + " " + info.waiting_on;
+      if (note.since_ns != 0 && now > note.since_ns) {
+        info.waiting_for = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::nanoseconds(now - note.since_ns));
+      }
+    }
+    const StackBounds stack = task->published_stack();
+    if (stack.bottom) {  // as the user asked for it (Config::stack_size), not rounded up to pages
+      info.stack_size = std::min(stack.size, config_.stack_size);
+      info.stack_high_water = std::min(StackPool::high_water(stack), info.stack_size);
+    }
+  }
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <fiberio/runtime/config.hpp>
 #include <fiberio/runtime/detail/idle.hpp>
 #include <fiberio/runtime/detail/task.hpp>
+#include <fiberio/runtime/fiber_info.hpp>
 #include <fiberio/runtime/stats.hpp>
 
 #include <atomic>
@@ -60,6 +61,7 @@ class Scheduler {
   const std::atomic<bool>& stopped() const noexcept { return stopped_; }
   std::size_t live_fibers() const noexcept { return live_.load(std::memory_order_acquire); }
   std::vector<WorkerStats> stats() const;
+  std::vector<FiberInfo> fibers() const;  // Runtime::fibers()
 
  private:
   // Makes a woken task runnable: the wait protocol's second vote, which every caller casts through the
@@ -79,7 +81,7 @@ class Scheduler {
   std::vector<std::thread> threads_;
   std::atomic<std::uint32_t> next_worker_{0};
 
-  std::mutex registry_mutex_;  // guards the list of live fibers and shutdown's wait
+  mutable std::mutex registry_mutex_;  // guards the list of live fibers and shutdown's wait
   std::condition_variable all_finished_;
   Task* registry_head_ = nullptr;
   std::atomic<std::size_t> live_{0};

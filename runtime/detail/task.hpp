@@ -11,6 +11,7 @@
 
 #include <fiberio/executor/detail/fiber.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -29,7 +30,8 @@ class Task : public Fiber {
   Scheduler& scheduler() const noexcept { return scheduler_; }
 
   // The worker this fiber belongs to: where it runs next when woken from another thread.
-  std::uint32_t home = 0;
+  // Atomic (relaxed: plain moves) only so that the fiber dump may read it while workers run.
+  std::atomic<std::uint32_t> home{0};
   // Never leaves `home` (SpawnOptions::pinned): not stolen, woken back onto it. Set before submit.
   bool pinned = false;
   // The scheduler's registry of live fibers (what shutdown cancels).

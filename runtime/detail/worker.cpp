@@ -29,7 +29,7 @@ Worker::Worker(Scheduler& scheduler, std::uint32_t index, std::unique_ptr<Backen
 // Inlined into run(), like the switch inside it (FiberThread::resume).
 __attribute__((always_inline)) inline void Worker::run_task(Task* task) {
   counters_.fibers_run.add();
-  task->home = index();
+  task->home.store(index(), std::memory_order_relaxed);
   switch (resume(*task)) {
     case Fiber::Exit::waiting:
       if (task->switched_out()) schedule(*task);
@@ -110,9 +110,12 @@ void Worker::look_around() {
   // caller looks at anyway: a loop of yields without I/O costs no syscall.
   if (reactor_.registered() != 0) poll_events(std::chrono::nanoseconds::zero());
   fire_timers();
-  // A worker that never runs out of work never parks: it keeps house from here (a clock read every 256
-  // looks, about every 15,000 fiber runs).
-  if ((++looks_ & 255) == 0) housekeep(Clock::now());
+  // A worker that never runs out of work never parks: it keeps its coarse clock and house from here.
+  if ((++looks_ & 15) == 0) {  // every 16 looks, about every 1,000 fiber runs: the coarse clock
+    const Deadline now = Clock::now();
+    set_coarse_now(now);
+    if ((looks_ & 255) == 0) housekeep(now);
+  }
   if (deferred_.empty()) return;
   if (stealing_) {
     // Into the queue, where idle workers may steal them.
@@ -233,7 +236,9 @@ void Worker::park(std::optional<Deadline> until) {
   }
 
   // Before the checks below: a release pass may queue a fiber here (one woken while its stack went).
-  housekeep(Clock::now());
+  const Deadline before = Clock::now();
+  set_coarse_now(before);
+  housekeep(before);
   // Dekker with unpark(): we publish `sleeping_` then read `notified_`; it publishes `notified_` then reads
   // `sleeping_`. One of us sees the other, so an unpark is never lost, even one that sent us to steal
   // from another worker's queue (which has_local_work() cannot see).
@@ -251,6 +256,7 @@ void Worker::park(std::optional<Deadline> until) {
     counters_.parks.add();
     const std::uint64_t writes_before = reactor_.wake_channel().writes();
     poll_events(timeout);
+    set_coarse_now(Clock::now());  // it may have slept long: the fibers it wakes stamp their next waits
     if (reactor_.wake_channel().writes() != writes_before) counters_.unparks.add();
   }
   sleeping_.store(false, std::memory_order_relaxed);
@@ -311,14 +317,15 @@ __attribute__((always_inline)) inline bool Worker::try_run_now(Task* task) {
 __attribute__((always_inline)) inline void Scheduler::schedule(Task* fiber) {
   Worker* here = Worker::current();
   if (here && &here->scheduler() == this &&
-      ((config_.work_stealing && !fiber->pinned) || fiber->home == here->index())) {
+      ((config_.work_stealing && !fiber->pinned) ||
+       fiber->home.load(std::memory_order_relaxed) == here->index())) {
     // Woken by this worker's reactor: run it now, if nobody could steal it. Woken by the fiber running
     // here (a message, an unlock): run it next, it is likely hot in cache.
     if (here->try_run_now(fiber)) return;
     here->push_local(fiber, here->running() != nullptr);
     return;
   }
-  hand_over(fiber, fiber->home);
+  hand_over(fiber, fiber->home.load(std::memory_order_relaxed));
 }
 
 // The executor's seam (executor/detail/fiber.hpp): every fiber the runtime runs is a Task.
@@ -328,7 +335,7 @@ void schedule(Fiber& fiber) noexcept {
 }
 
 void Worker::push_local(Task* task, bool lifo) {
-  task->home = index();
+  task->home.store(index(), std::memory_order_relaxed);
   if (lifo) {
     Task* previous = lifo_;
     lifo_ = task;

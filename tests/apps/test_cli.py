@@ -60,6 +60,7 @@ def bad_flags_exit_2():
     expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--idle-timeout-s", "-1"], "idle")
     expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--balance", "random"], "random")
     expect_bad(e, ["--connection-mode", "threads"], "threads")
+    expect_bad(e, ["--on-sigquit", "ignore"], "ignore")
     expect_bad(p, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--connection-mode", "fiber"],
                "--connection-mode")  # an echo setting: the proxy has no such flag
 

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -238,6 +239,43 @@ def hup_reloads_the_proxy_upstreams():
     return "reloaded to a new upstream without dropping the established relay; a broken file was refused"
 
 
+def quit_dumps_every_fiber_and_serving_goes_on():
+    """SIGQUIT logs every fiber (name, state, what it waits on, for how long, its stack) and the server
+    keeps serving; with --on-sigquit abort it is SIGQUIT's default action again."""
+    for mode in ("idle-loop", "fiber"):
+        server = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--threads", "2", "--connection-mode", mode)
+        socks = [h.connect(server.address) for _ in range(3)]
+        for s in socks:
+            s.sendall(b"x")
+            check(s.recv(1) == b"x", f"{mode}: no echo")
+        server.proc.send_signal(signal.SIGQUIT)
+        check(wait_logged(server, "SIGQUIT: "), f"{mode}: no SIGQUIT line: {server.stderr_text()}")
+        time.sleep(0.2)
+        lines = [l for l in server.stderr_text().splitlines() if "info: fiber '" in l]
+        connections = [l for l in lines if "fiber 'connection'" in l]
+        check(len(connections) == 3, f"{mode}: {len(connections)} connection fibers in {lines}")
+        check(all(re.search(r"waiting \d+ ms on fd \d+ read", l) for l in connections), f"{mode}: {connections}")
+        if mode == "idle-loop":
+            check(all("idle loop" in l for l in connections), f"{mode}: {connections}")
+        else:
+            check(all(re.search(r"stack \d+ KiB of 64 KiB", l) for l in connections), f"{mode}: {connections}")
+        check(any("fiber 'acceptor'" in l and "on fd" in l for l in lines), f"{mode}: no acceptor in {lines}")
+        check(server.alive(), f"{mode}: SIGQUIT stopped the server")
+        for s in socks:
+            s.sendall(b"y")
+            check(s.recv(1) == b"y", f"{mode}: no echo after SIGQUIT")
+            s.close()
+        stop_and_time(server, signal.SIGTERM)
+    server = h.start(h.ECHO, "--listen", "127.0.0.1:0", "--on-sigquit", "abort")
+    server.proc.send_signal(signal.SIGQUIT)
+    try:
+        rc = server.proc.wait(timeout=h.bound(10))
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == -signal.SIGQUIT, f"--on-sigquit abort: exit {rc}, not killed by SIGQUIT")
+    return "SIGQUIT listed every fiber in both modes, still serving; --on-sigquit abort aborted"
+
+
 if __name__ == "__main__":
     h.run([
         no_connections,
@@ -246,4 +284,5 @@ if __name__ == "__main__":
         proxy_with_active_relays,
         usr1_logs_stats_and_hup_checks_the_config,
         hup_reloads_the_proxy_upstreams,
+        quit_dumps_every_fiber_and_serving_goes_on,
     ])
