@@ -110,6 +110,19 @@ CLI::Option* add_number(CLI::App& app, const std::string& name, std::uint32_t& v
   return app.add_option(name, value, help)->type_name(unit)->check(unsigned_in(low, high));
 }
 
+// An option whose text `parse` must accept (a choice: round-robin|least-connections...), shown in --help
+// as `choices`; the text is parsed again when it is read out.
+template <class Parse>
+CLI::Option* add_choice(CLI::App& app, const std::string& name, std::string& text, const std::string& help,
+                        const std::string& choices, Parse parse) {
+  return app.add_option(name, text, help)
+      ->type_name(choices)
+      ->check([parse](const std::string& t) -> std::string {
+        auto parsed = parse(t);
+        return parsed ? std::string() : parsed.error();
+      });
+}
+
 // Parses argv into `out`. Returns the exit code to stop with (help, version, bad flag), or nullopt to go on.
 std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliValues& out) {
   const std::string name = kind == AppKind::echo ? "fiberio-echo" : "fiberio-proxy";
@@ -140,34 +153,21 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
   auto* threads_opt =
       add_number(app, "--threads", threads, "worker threads (default: one per CPU)", "N", 1, kMaxThreads);
   auto* backend_opt =
-      app.add_option("--backend", backend_text, "I/O backend: auto (epoll), epoll, io_uring or poll")
-          ->type_name("auto|epoll|io_uring|poll")
-          ->check([](const std::string& text) -> std::string {
-            auto kind = parse_backend(text);
-            return kind ? std::string() : kind.error();
-          });
+      add_choice(app, "--backend", backend_text, "I/O backend: auto (epoll), epoll, io_uring or poll",
+                 "auto|epoll|io_uring|poll", parse_backend);
   auto* steal_opt =
       app.add_flag("--steal,!--no-steal", steal, "idle workers steal queued fibers (default on)");
 
-  auto* sigquit_opt =
-      app.add_option("--on-sigquit", sigquit_text,
-                     "dump: SIGQUIT logs every fiber (state, what it waits on, stack) and the server goes on "
-                     "(the default); abort: SIGQUIT's default action")
-          ->type_name("dump|abort")
-          ->check([](const std::string& text) -> std::string {
-            auto d = parse_on_sigquit(text);
-            return d ? std::string() : d.error();
-          });
+  auto* sigquit_opt = add_choice(app, "--on-sigquit", sigquit_text,
+                                 "dump: SIGQUIT logs every fiber (state, what it waits on, stack) and the "
+                                 "server goes on (the default); abort: SIGQUIT's default action",
+                                 "dump|abort", parse_on_sigquit);
   CLI::Option* mode_opt = nullptr;
   if (kind == AppKind::echo) {
-    mode_opt = app.add_option("--connection-mode", mode_text,
-                              "idle-loop: a connection holds no stack while idle (the default); fiber: a "
-                              "fiber and its stack for the connection's whole life")
-                   ->type_name("idle-loop|fiber")
-                   ->check([](const std::string& text) -> std::string {
-                     auto m = parse_connection_mode(text);
-                     return m ? std::string() : m.error();
-                   });
+    mode_opt = add_choice(app, "--connection-mode", mode_text,
+                          "idle-loop: a connection holds no stack while idle (the default); fiber: a fiber "
+                          "and its stack for the connection's whole life",
+                          "idle-loop|fiber", parse_connection_mode);
   }
   CLI::Option* upstream_opt = nullptr;
   CLI::Option* balance_opt = nullptr;
@@ -181,14 +181,10 @@ std::optional<int> parse_command_line(AppKind kind, int argc, char** argv, CliVa
                                   "(required here or in the file)")
                        ->type_name("HOST:PORT[,HOST:PORT...]")
                        ->delimiter(',');
-    balance_opt = app.add_option("--balance", balance_text,
-                                 "how to choose an upstream: round-robin (in turn, the default) or "
-                                 "least-connections (the one with the fewest open connections)")
-                      ->type_name("round-robin|least-connections")
-                      ->check([](const std::string& text) -> std::string {
-                        auto b = parse_balance(text);
-                        return b ? std::string() : b.error();
-                      });
+    balance_opt = add_choice(app, "--balance", balance_text,
+                             "how to choose an upstream: round-robin (in turn, the default) or "
+                             "least-connections (the one with the fewest open connections)",
+                             "round-robin|least-connections", parse_balance);
     connect_opt =
         add_number(app, "--connect-timeout-ms", connect_timeout_ms,
                    "limit for connecting to an upstream (default 3000)", "MS", 1, kMaxConnectTimeoutMs);
