@@ -247,25 +247,25 @@ class Fiber {
   }
 
   // --- what the fiber waits on, for the fiber dump (Runtime::fibers()) ---
-  // The fiber, before it opens a wait: names what it waits on (a static string) and the fd, if any, and
-  // stamps the wait's start with its thread's coarse clock. A few plain stores.
+  // The fiber, before it opens a wait: names what it waits on (a static string) and the fd, if any. Two
+  // plain stores; the wait's start is its turn's (FiberThread::resume stamps each switch in).
   void note_wait(const char* what, int fd = -1) noexcept {
     wait_what_.store(what, std::memory_order_relaxed);
     wait_fd_.store(fd, std::memory_order_relaxed);
-    const Turn* turn = current_turn();
-    wait_since_.store(turn ? turn->coarse_now : 0, std::memory_order_relaxed);
   }
   // Any thread (approximate while it runs): the fiber's wait, if one is open.
   struct WaitNote {
     bool waiting = false;
     const char* what = nullptr;  // as note_wait() named it; nullptr if it never did
     int fd = -1;
-    std::int64_t since_ns = 0;  // the thread's coarse clock when it began (Turn::coarse_now)
+    // When its last turn began, by its thread's coarse clock (Turn::coarse_now): a waiting fiber has
+    // waited since shortly after, a running one has run since.
+    std::int64_t since_ns = 0;
   };
   WaitNote wait_note() const noexcept {
     return WaitNote{(ticket_.load(std::memory_order_acquire) & 1) != 0,
                     wait_what_.load(std::memory_order_relaxed), wait_fd_.load(std::memory_order_relaxed),
-                    wait_since_.load(std::memory_order_relaxed)};
+                    resumed_at_.load(std::memory_order_relaxed)};
   }
   // Any thread: the fiber's stack as it was last given or taken ({nullptr, 0}: none yet, or released).
   StackBounds published_stack() const noexcept {
@@ -308,7 +308,7 @@ class Fiber {
   std::atomic<std::uint64_t> idle_ticket_{0};    // the last wait mark_idle_wait() marked
   std::atomic<const char*> wait_what_{nullptr};  // note_wait()
   std::atomic<int> wait_fd_{-1};
-  std::atomic<std::int64_t> wait_since_{0};
+  std::atomic<std::int64_t> resumed_at_{0};  // Turn::coarse_now at the last switch in (FiberThread::resume)
   std::atomic<std::size_t> stack_bytes_{0};  // published_stack(): stack_ for other threads
   std::atomic<const void*> stack_low_{nullptr};
   bool restarted_ = false;  // the stack was released in an idle wait (set while the fiber is held)

@@ -81,6 +81,7 @@ __attribute__((always_inline)) inline Fiber::Exit FiberThread::resume(Fiber& fib
   // debug builds, where the stress tests run.
   assert(!fiber.on_cpu_.exchange(true, std::memory_order_acq_rel) && "fiber resumed twice");
   this->fiber.store(&fiber, std::memory_order_relaxed);
+  fiber.resumed_at_.store(coarse_now, std::memory_order_relaxed);  // for the fiber dump
   budget_left = io_budget_;
   if (!fiber.context_) fiber.create_context(stack_size_);
   // The exception state is swapped only when one side has one (the loop runs inside a catch handler, or
