@@ -300,7 +300,9 @@ int run_server(const AppConfig& config, const ServerOptions& options,
   detail::ConnectionTracker tracker;
   Shared shared{handler, tracker};
   try {
-    Runtime runtime(config.runtime);
+    Config tuned = config.runtime;
+    tuned.on_stall = [](const StallReport& stall) { log_event(LogLevel::warn, to_string(stall)); };
+    Runtime runtime(std::move(tuned));
     return runtime.block_on([&] { return serve(runtime, config, options, *listeners, shared); });
   } catch (const std::exception& e) {
     log_event(LogLevel::error, "cannot run: ", e.what());

@@ -19,6 +19,13 @@ std::string lower(std::string_view text) {
 
 }  // namespace
 
+std::string to_string(const StallReport& stall) {
+  return "worker " + std::to_string(stall.worker) + " stalled: fiber '" + stall.fiber +
+         "' has run at least " + std::to_string(stall.ran_for.count()) +
+         " ms without reaching the scheduler (a loop that never waits, or a call that blocks the thread: "
+         "move it to spawn_blocking, or yield in the loop)";
+}
+
 std::uint32_t Config::default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
@@ -35,6 +42,10 @@ std::expected<void, std::string> Config::validate() const {
   }
   if (event_interval < 1) return std::unexpected(std::string("event_interval must be at least 1"));
   if (io_budget < 1) return std::unexpected(std::string("io_budget must be at least 1"));
+  if (stall_threshold.count() < 0) {
+    return std::unexpected("stall_threshold must not be negative, got " +
+                           std::to_string(stall_threshold.count()) + " ms");
+  }
   if (idle_stack_release.count() < 0) {
     return std::unexpected("idle_stack_release must not be negative, got " +
                            std::to_string(idle_stack_release.count()) + " ms");

@@ -15,6 +15,15 @@
 
 namespace fiberio {
 
+// A worker whose fiber ran too long without reaching the scheduler (Config::stall_threshold).
+struct StallReport {
+  std::uint32_t worker = 0;
+  std::string fiber;                    // its name
+  std::chrono::milliseconds ran_for{};  // at least this long so far (it may run on)
+};
+// "worker 1 stalled: fiber 'hog' has run at least 120 ms without reaching the scheduler (...)".
+std::string to_string(const StallReport& stall);
+
 struct Config {
   // Worker threads, each with its own reactor and timers. Default: the hardware's concurrency.
   std::uint32_t threads = default_threads();
@@ -41,6 +50,13 @@ struct Config {
   // (releasing on every quiet moment costs a stack fault-in per request), short enough that idle ones
   // stop holding memory soon.
   std::chrono::milliseconds idle_stack_release{1000};
+  // A fiber that runs this long without reaching the scheduler (it computes, or blocks its thread in a
+  // syscall or a lock) stalls every fiber queued behind it on its worker. A watchdog thread samples the
+  // workers twice per threshold (the switch path pays nothing) and reports each stall once, through
+  // on_stall (default: one line on stderr; it runs on the watchdog's thread and must not throw). 0: no
+  // watchdog.
+  std::chrono::milliseconds stall_threshold{100};
+  std::function<void(const StallReport& stall)> on_stall{};
   // Called on each worker thread the runtime starts, with the worker's index: on_thread_start before it
   // runs any fiber, on_thread_stop after its last (tokio's on_thread_start/stop: name the thread, pin it,
   // set up a thread-local logger). Not called for a thread that drives a runtime itself (fiberio::block_on

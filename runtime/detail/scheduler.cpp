@@ -4,6 +4,7 @@
 
 #include <fiberio/executor/detail/overflow_reporter.hpp>
 #include <fiberio/executor/detail/stack_pool.hpp>
+#include <fiberio/runtime/detail/stall_watchdog.hpp>
 #include <fiberio/runtime/detail/worker.hpp>
 
 #include <stdexcept>
@@ -30,6 +31,7 @@ Scheduler::Scheduler(Config config, bool caller_driven)
     if (!backend) throw std::system_error(ec, "fiberio: " + explain_backend_error(config_.backend, ec));
     workers_.push_back(std::make_unique<Worker>(*this, i, std::move(backend)));
   }
+  if (config_.stall_threshold.count() > 0) watchdog_ = std::make_unique<StallWatchdog>(*this);
   if (caller_driven_) return;
   threads_.reserve(config_.threads);
   for (std::uint32_t i = 0; i < config_.threads; ++i) {
@@ -43,6 +45,7 @@ Scheduler::Scheduler(Config config, bool caller_driven)
 
 Scheduler::~Scheduler() {
   shutdown();
+  watchdog_.reset();  // it reads the workers
   // A thread that woke one of our fibers may still be inside hand_over(), after the fiber it queued
   // finished: a few instructions more.
   while (handing_over_.load(std::memory_order_acquire) != 0)
@@ -192,6 +195,14 @@ std::vector<WorkerStats> Scheduler::stats() const {
   for (const auto& worker : workers_)
     out.push_back(worker->stats());
   return out;
+}
+
+std::optional<std::string> Scheduler::running_fiber_name(std::uint32_t worker, const Fiber* fiber) const {
+  // A fiber leaves the registry (under this lock) before it can be freed, and it is on a CPU until it
+  // finishes: so while the lock is held and the worker still runs it, it is alive.
+  std::lock_guard lock(registry_mutex_);
+  if (workers_[worker]->running() != fiber) return std::nullopt;
+  return fiber->name();
 }
 
 std::vector<FiberInfo> Scheduler::fibers() const {

@@ -22,6 +22,7 @@
 namespace fiberio::detail {
 
 class Worker;
+class StallWatchdog;
 
 class Scheduler {
  public:
@@ -62,6 +63,9 @@ class Scheduler {
   std::size_t live_fibers() const noexcept { return live_.load(std::memory_order_acquire); }
   std::vector<WorkerStats> stats() const;
   std::vector<FiberInfo> fibers() const;  // Runtime::fibers()
+  // The name of `fiber` if it is still the one on `worker`'s CPU (read under the registry lock, which
+  // keeps it alive); nullopt if that moved on. For the stall watchdog.
+  std::optional<std::string> running_fiber_name(std::uint32_t worker, const Fiber* fiber) const;
 
  private:
   // Makes a woken task runnable: the wait protocol's second vote, which every caller casts through the
@@ -93,6 +97,7 @@ class Scheduler {
   // destroyed before the caller, on a thread of its own, has unparked the worker: the destructor waits
   // for this to drop to zero.
   std::atomic<std::uint32_t> handing_over_{0};
+  std::unique_ptr<StallWatchdog> watchdog_;  // Config::stall_threshold > 0; destroyed before the workers
 };
 
 }  // namespace fiberio::detail

@@ -63,6 +63,8 @@ class Worker : public FiberThread {
   Reactor& reactor() noexcept { return reactor_; }
   Scheduler& scheduler() noexcept { return scheduler_; }
   WorkerStats stats() const noexcept;
+  // Any thread: fiber turns so far (WorkerStats::fibers_run), one relaxed load (the stall watchdog).
+  std::uint64_t turns() const noexcept { return counters_.fibers_run.get(); }
 
  private:
   Task* next_task();
