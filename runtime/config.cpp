@@ -20,8 +20,9 @@ std::string lower(std::string_view text) {
 }  // namespace
 
 std::string to_string(const StallReport& stall) {
-  return "worker " + std::to_string(stall.worker) + " stalled: fiber '" + stall.fiber +
-         "' has run at least " + std::to_string(stall.ran_for.count()) +
+  const std::string fiber = stall.fiber.empty() ? "an unnamed fiber" : "fiber '" + stall.fiber + "'";
+  return "worker " + std::to_string(stall.worker) + " stalled: " + fiber + " has run at least " +
+         std::to_string(stall.ran_for.count()) +
          " ms without reaching the scheduler (a loop that never waits, or a call that blocks the thread: "
          "move it to spawn_blocking, or yield in the loop)";
 }

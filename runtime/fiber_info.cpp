@@ -3,7 +3,8 @@
 namespace fiberio {
 
 std::string to_string(const FiberInfo& fiber) {
-  std::string out = "fiber '" + fiber.name + "' on worker " + std::to_string(fiber.worker) + ": ";
+  std::string out = (fiber.name.empty() ? std::string("unnamed fiber") : "fiber '" + fiber.name + "'") +
+                    " on worker " + std::to_string(fiber.worker) + ": ";
   switch (fiber.state) {
     case FiberInfo::State::running:
       out += "running";
