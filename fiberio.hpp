@@ -30,6 +30,7 @@
 #include <fiberio/net/unix_datagram.hpp>
 #include <fiberio/net/unix_socket.hpp>
 #include <fiberio/reactor/async_fd.hpp>
+#include <fiberio/reactor/fault_injection.hpp>
 #include <fiberio/runtime/config.hpp>
 #include <fiberio/runtime/fiber_info.hpp>
 #include <fiberio/runtime/idle_loop.hpp>

@@ -248,6 +248,7 @@ def quit_dumps_every_fiber_and_serving_goes_on():
         for s in socks:
             s.sendall(b"x")
             check(s.recv(1) == b"x", f"{mode}: no echo")
+        time.sleep(0.3)  # every connection back at its wait (one may still be on its way there)
         server.proc.send_signal(signal.SIGQUIT)
         check(wait_logged(server, "SIGQUIT: "), f"{mode}: no SIGQUIT line: {server.stderr_text()}")
         time.sleep(0.2)
