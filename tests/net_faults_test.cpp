@@ -37,22 +37,6 @@ fiberio::Config faulty(fiberio::BackendKind kind, std::uint64_t seed) {
       .idle_stack_release = 1ms};
 }
 
-fiberio::Next echo_ready(fiberio::TcpStream& stream) {
-  std::byte buf[4096];
-  for (;;) {
-    auto n = stream.try_read(buf);
-    if (!n) {
-      return n.error() == std::errc::resource_unavailable_try_again ? fiberio::Next::wait
-                                                                    : fiberio::Next::stop;
-    }
-    if (*n == 0) {
-      (void)stream.shutdown_write();
-      return fiberio::Next::stop;
-    }
-    if (!stream.write_all(std::span(buf).first(*n))) return fiberio::Next::stop;
-  }
-}
-
 void echo_fiber(fiberio::TcpStream stream) {
   std::byte buf[4096];
   for (;;) {

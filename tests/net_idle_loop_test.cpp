@@ -25,23 +25,6 @@ using namespace net_test;
 
 namespace {
 
-// The echo handler: what is there, back, until the socket is drained.
-fiberio::Next echo(fiberio::TcpStream& stream) {
-  std::byte buf[2048];
-  for (;;) {
-    auto n = stream.try_read(buf);
-    if (!n) {
-      return n.error() == std::errc::resource_unavailable_try_again ? fiberio::Next::wait
-                                                                    : fiberio::Next::stop;
-    }
-    if (*n == 0) {
-      (void)stream.shutdown_write();
-      return fiberio::Next::stop;
-    }
-    if (!stream.write_all(std::span(buf).first(*n))) return fiberio::Next::stop;
-  }
-}
-
 // A handler's first read: nothing when bytes came (into `buf`), else what the handler returns (wait
 // when drained, stop at the end of stream or an error).
 std::optional<fiberio::Next> nothing_to_read(fiberio::TcpStream& stream, std::span<std::byte> buf) {
@@ -118,7 +101,7 @@ TEST_CASE("idle loop: idle -> busy -> idle cycles echo every byte, and idle stac
     rt.block_on([&] {
       constexpr std::size_t kConns = 16;
       auto listener = listen_loopback();
-      auto server = fiberio::spawn([&] { return serve(listener, kConns, echo); });
+      auto server = fiberio::spawn([&] { return serve(listener, kConns, echo_ready); });
       auto clients = connect_all(address_of(listener), kConns);
       auto loops = server.join();
       for (std::uint64_t cycle = 0; cycle < 3; ++cycle) {
@@ -333,7 +316,7 @@ TEST_CASE("idle loop: the idle timeout ends a loop whose stack was released") {
   rt.block_on([&] {
     auto listener = listen_loopback();
     auto server = fiberio::spawn(
-        [&] { return serve(listener, 1, echo, fiberio::IdleLoopOptions{.idle_timeout = 200ms}); });
+        [&] { return serve(listener, 1, echo_ready, fiberio::IdleLoopOptions{.idle_timeout = 200ms}); });
     auto clients = connect_all(address_of(listener), 1);
     auto loops = server.join();
     round_trip(clients[0], 7, 100);
@@ -352,7 +335,7 @@ TEST_CASE("idle loop: stress, wake-ups racing stack releases on 2 stealing worke
       constexpr std::size_t kConns = 24;
       constexpr int kRequests = 150;
       auto listener = listen_loopback();
-      auto server = fiberio::spawn([&] { return serve(listener, kConns, echo); });
+      auto server = fiberio::spawn([&] { return serve(listener, kConns, echo_ready); });
       auto clients = connect_all(address_of(listener), kConns);
       auto loops = server.join();
       std::vector<fiberio::JoinHandle<void>> load;

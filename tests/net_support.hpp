@@ -103,6 +103,24 @@ inline void send_pattern(fiberio::StreamSocket& s, std::uint64_t seed, std::uint
   }
 }
 
+// An idle loop's echo handler (runtime/idle_loop.hpp): what is there, back, until the socket is drained;
+// at the end of stream it shuts its side down and stops.
+inline fiberio::Next echo_ready(fiberio::TcpStream& stream) {
+  std::byte buf[4096];
+  for (;;) {
+    auto n = stream.try_read(buf);
+    if (!n) {
+      return n.error() == std::errc::resource_unavailable_try_again ? fiberio::Next::wait
+                                                                     : fiberio::Next::stop;
+    }
+    if (*n == 0) {
+      (void)stream.shutdown_write();
+      return fiberio::Next::stop;
+    }
+    if (!stream.write_all(std::span(buf).first(*n))) return fiberio::Next::stop;
+  }
+}
+
 inline fiberio::TcpListener listen_loopback(bool v6 = false, fiberio::TcpListenOptions options = {}) {
   auto l = fiberio::TcpListener::bind(
       v6 ? fiberio::SocketAddress::loopback_v6(0) : fiberio::SocketAddress::loopback_v4(0), options);
