@@ -145,20 +145,30 @@ fail() {
 
 # start_server NAME TAG [WRAPPER...]: starts NAME (under WRAPPER, if given), waits for its ready line.
 # Sets srv_pid (the server process itself), wrap_pid (what $! was: the wrapper, or the server) and port.
+# Under valgrind, the io_uring server sometimes never gets ready: valgrind keeps its one lock while the
+# worker blocks in io_uring_enter, so the main thread cannot hand it the first fiber (all three threads
+# seen waiting, two for valgrind's lock). That start is killed and tried again, up to three times.
 start_server() {
   local name=$1 tag=$2
   shift 2
-  local cmd
+  local cmd line="" attempt
   read -r -a cmd <<<"$(server_cmd "$name")"
-  "$@" "${cmd[@]}" >"$out/$tag.stdout" 2>"$out/$tag.stderr" &
-  wrap_pid=$!
-  srv_pid=$wrap_pid
-  local line=""
-  for _ in $(seq 1 600); do
-    line=$(head -n 1 "$out/$tag.stdout" 2>/dev/null || true)
+  for attempt in 1 2 3; do
+    "$@" "${cmd[@]}" >"$out/$tag.stdout" 2>"$out/$tag.stderr" &
+    wrap_pid=$!
+    srv_pid=$wrap_pid
+    line=""
+    for _ in $(seq 1 300); do
+      line=$(head -n 1 "$out/$tag.stdout" 2>/dev/null || true)
+      [ -n "$line" ] && break
+      kill -0 "$wrap_pid" 2>/dev/null || { cat "$out/$tag.stderr" >&2; fail "$name ($tag) exited before it was ready"; }
+      sleep 0.1
+    done
     [ -n "$line" ] && break
-    kill -0 "$wrap_pid" 2>/dev/null || { cat "$out/$tag.stderr" >&2; fail "$name ($tag) exited before it was ready"; }
-    sleep 0.1
+    echo "    $name ($tag): not ready after 30 s (attempt $attempt), starting it again" >&2
+    pkill -KILL -P "$wrap_pid" 2>/dev/null || true  # a server under strace is strace's child
+    kill -KILL "$wrap_pid" 2>/dev/null || true
+    wait "$wrap_pid" 2>/dev/null || true
   done
   case "$line" in
     "listening on 127.0.0.1:"*) port=${line##*:} ;;

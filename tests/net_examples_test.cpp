@@ -61,6 +61,11 @@ namespace example_first_match {
 #include "../docs/examples/first_match.cpp"
 }
 #undef main
+#define main stackless_echo_main
+namespace example_stackless_echo {
+#include "../docs/examples/stackless_echo.cpp"
+}
+#undef main
 #define main graceful_shutdown_main
 namespace example_graceful_shutdown {
 #include "../docs/examples/graceful_shutdown.cpp"
@@ -96,6 +101,24 @@ TEST_CASE("examples: echo_server serves, client talks to it (by name, through re
   CHECK(run_main(example_client::client_main, {"client", "127.0.0.1:" + std::to_string(port), "hi"}) == 0);
   CHECK(run_main(example_client::client_main, {"client", "127.0.0.1"}) == 2);  // malformed: no port
   CHECK(run_main(example_echo_server::echo_server_main, {"echo_server", "127.0.0.1:99999"}) == 2);
+  server.cancel();
+  CHECK_THROWS_AS(server.join(), fiberio::Cancelled);
+}
+
+TEST_CASE("examples: stackless_echo serves through idle loops that give their stacks back") {
+  fiberio::Runtime rt{fiberio::Config{.threads = 2, .idle_stack_release = 5ms}};
+  auto listener = fiberio::TcpListener::bind(fiberio::SocketAddress::loopback_v4(0));
+  REQUIRE(listener);
+  const auto port = listener->local_addr()->port();
+  auto server = rt.spawn([&] { example_stackless_echo::serve(*listener); });
+  for (int round = 0; round < 2; ++round) {
+    const auto reply = rt.block_on([&] {
+      return example_client::request({"localhost", port}, "hello, idle");
+    });
+    REQUIRE_MESSAGE(reply, reply.error().message());
+    CHECK(*reply == "hello, idle");
+  }
+  CHECK(run_main(example_stackless_echo::stackless_echo_main, {"stackless_echo", "127.0.0.1"}) == 2);
   server.cancel();
   CHECK_THROWS_AS(server.join(), fiberio::Cancelled);
 }
