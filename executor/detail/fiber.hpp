@@ -13,6 +13,10 @@
 //  4. The thread that switched the fiber out votes once the switch is complete (FiberThread::resume
 //     returns, and its caller calls switched_out()). Whoever casts the second vote hands the fiber to
 //     schedule(), so a fiber is never queued while still running on its stack.
+//  5. An idle wait (mark_idle_wait) may have its stack released while it lasts: release_idle_stack()
+//     takes a third vote for the length of the release, so the winner's vote cannot schedule the fiber
+//     before its stack is gone; the fiber then starts afresh (take_restart).
+// Each wait also names itself for the fiber dump (note_wait; Runtime::fibers()), with relaxed stores.
 //
 // The seam upwards: schedule() below is declared here and defined by whoever runs fibers (the runtime,
 // runtime/detail/scheduler.cpp). It is the only call from this layer to the one above, a direct call.
@@ -54,7 +58,7 @@ struct Turn {
   StackBounds thread_stack;       // set when the FiberThread is bound
   void* tsan_context = nullptr;   // likewise
   // The thread's clock, coarse: Clock::now() as its loop last read it (a look at the backend, a park),
-  // in nanoseconds. What a wait's start is stamped with (Fiber::note_wait), at the price of a load.
+  // in nanoseconds. Stamped into each fiber it switches in, for the fiber dump's "for how long".
   std::int64_t coarse_now = 0;
 };
 
