@@ -1,6 +1,6 @@
 // stackless_echo — the echo server again, with each connection served by an idle loop: plain sequential
-// code that holds a stack only while it has bytes to handle. 10,000 idle connections cost ~5 MB here,
-// against ~45 MB with a fiber per connection (docs/benchmarks.md).
+// code that holds a stack only while it has bytes to handle. 10,000 idle connections cost ~6 MB here,
+// against ~46 MB with a fiber per connection (docs/benchmarks.md).
 // Usage: stackless_echo [HOST:PORT]   (default 127.0.0.1:7000; port 0 picks a free port)
 #include <fiberio/fiberio.hpp>
 
