@@ -279,7 +279,9 @@ int run_server(const AppConfig& config, const ServerOptions& options,
                std::variant<ConnectionHandler, IdleConnectionHandler> handler) {
   ::signal(SIGPIPE, SIG_IGN);
   if (!config.sigquit_dump) {
-    // SIGQUIT's default action wanted: unblocked here, before the Runtime's threads inherit this mask.
+    // SIGQUIT's default action wanted: restored (a shell starts background jobs with SIGQUIT ignored)
+    // and unblocked here, before the Runtime's threads inherit this mask.
+    ::signal(SIGQUIT, SIG_DFL);
     sigset_t quit;
     ::sigemptyset(&quit);
     ::sigaddset(&quit, SIGQUIT);

@@ -259,7 +259,7 @@ def quit_dumps_every_fiber_and_serving_goes_on():
         if mode == "idle-loop":
             check(all("idle loop" in l for l in connections), f"{mode}: {connections}")
         else:
-            check(all(re.search(r"stack \d+ KiB of 64 KiB", l) for l in connections), f"{mode}: {connections}")
+            check(all(re.search(r"stack \d+ KiB of \d+ KiB", l) for l in connections), f"{mode}: {connections}")
         check(any("fiber 'acceptor'" in l and "on fd" in l for l in lines), f"{mode}: no acceptor in {lines}")
         check(server.alive(), f"{mode}: SIGQUIT stopped the server")
         for s in socks:
