@@ -111,7 +111,7 @@ inline fiberio::Next echo_ready(fiberio::TcpStream& stream) {
     auto n = stream.try_read(buf);
     if (!n) {
       return n.error() == std::errc::resource_unavailable_try_again ? fiberio::Next::wait
-                                                                     : fiberio::Next::stop;
+                                                                    : fiberio::Next::stop;
     }
     if (*n == 0) {
       (void)stream.shutdown_write();
