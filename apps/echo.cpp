@@ -15,8 +15,10 @@ enum class Ended : std::uint8_t { end_of_stream, failed, drained };
 
 // The echo loop of both modes: reads with `read(op, size)` (AsyncFd::io_some, which waits, or
 // try_io_some, which says the socket is drained instead) and writes every byte back, until the end of
-// stream (then shuts its write side down), an error, or a drained socket.
-template <class Read>
+// stream (then shuts its write side down), an error, or a drained socket. kDrainedByShortRead: a short
+// read (fewer bytes than asked) ends the loop as drained once its bytes are written back, without a
+// read that would only say so (an idle loop's handler: its idle point looks at the socket again).
+template <bool kDrainedByShortRead, class Read>
 [[gnu::always_inline]] inline Ended echo_bytes(TcpStream& stream, Read&& read) {
   // Small messages go through a buffer on the stack, in the page its frames already keep resident, so
   // they cost no pool traffic; a read that fills it means bytes are streaming, and the reads after it
@@ -51,7 +53,10 @@ template <class Read>
     if (!stream.write_all({data, static_cast<std::size_t>(*n)})) return Ended::failed;
     // A short read drained the socket (the next read suspends first): back to the stack buffer.
     big = static_cast<std::size_t>(*n) == size;
-    if (!big) buffer.release();
+    if (!big) {
+      if constexpr (kDrainedByShortRead) return Ended::drained;
+      buffer.release();
+    }
   }
 }
 
@@ -59,16 +64,16 @@ template <class Read>
 
 void echo_connection(TcpStream stream) {
   // A reset or another error: closing is all that is left.
-  (void)echo_bytes(stream, [&](auto&& op, std::size_t size) {
+  (void)echo_bytes<false>(stream, [&](auto&& op, std::size_t size) {
     return stream.async_fd().io_some(Interest::read, op, size);
   });
 }
 
 Next echo_ready(TcpStream& stream) {
-  return echo_bytes(stream,
-                    [&](auto&& op, std::size_t size) {
-                      return stream.async_fd().try_io_some(Interest::read, op, size);
-                    }) == Ended::drained
+  return echo_bytes<true>(stream,
+                          [&](auto&& op, std::size_t size) {
+                            return stream.async_fd().try_io_some(Interest::read, op, size);
+                          }) == Ended::drained
              ? Next::wait
              : Next::stop;
 }

@@ -89,7 +89,7 @@ def parse_collected(path):
 
 def parse_calls(path, caller=None):
     """callgrind out file -> {called function name: calls}, summed over all call sites, or over the
-    sites in functions whose name starts with `caller`. Across a fiber switch callgrind sees the return
+    sites in functions whose name starts with `caller` (a prefix, or a tuple of them). Across a fiber switch callgrind sees the return
     into the other fiber's frames as calls (from Fiber::suspend into wait_ready, for instance), so a
     count of real calls names the real caller."""
     names, calls, current, current_fn = {}, {}, None, None
@@ -248,10 +248,11 @@ def main():
             i2 = parse_collected(P("callgrind", s, f"{n2}_r{rep}.log"))
             k1 = parse_calls(P("callgrind", s, f"{n1}_r{rep}.out"))
             k2 = parse_calls(P("callgrind", s, f"{n2}_r{rep}.out"))
-            # Both fd-wait frames: AsyncFd::wait (a fiber's wait) and AsyncFd::wait_readable_idle (an idle
-            # loop's), which switch out with jump_fcontext themselves (the reactor's wait is inline).
-            w1 = parse_calls(P("callgrind", s, f"{n1}_r{rep}.out"), caller="fiberio::AsyncFd::wait")
-            w2 = parse_calls(P("callgrind", s, f"{n2}_r{rep}.out"), caller="fiberio::AsyncFd::wait")
+            # Both fd-wait frames: AsyncFd::wait (a fiber's wait) and IdleLoopTask::serve (an idle loop's),
+            # which switch out with jump_fcontext themselves (the reactor's wait is inline in both).
+            frames = ("fiberio::AsyncFd::wait", "fiberio::detail::IdleLoopTask::serve")
+            w1 = parse_calls(P("callgrind", s, f"{n1}_r{rep}.out"), caller=frames)
+            w2 = parse_calls(P("callgrind", s, f"{n2}_r{rep}.out"), caller=frames)
             # The regime: how often a request made the fiber suspend on its fd (fiberio: switches out of
             # an fd-wait frame), or how often the loop called recv (the raw server, one per request
             # whatever the timing).
@@ -349,7 +350,7 @@ def main():
     md.append("")
     md.append("Each callgrind pair (the instruction count depends on whether the slowed server finds the next "
               "request already waiting: for fiberio-echo the regime column counts suspensions on the fd "
-              "(switches out of `AsyncFd::wait` or `AsyncFd::wait_readable_idle`) per request, 1.00 meaning every request parked; for the raw "
+              "(switches out of `AsyncFd::wait` or `IdleLoopTask::serve`) per request, 1.00 meaning every request parked; for the raw "
               "loop it counts `recv` calls):")
     md.append("")
     md.append("| server | pair | instructions per request | fd suspensions (fiberio) or `recv` calls (raw) per request | backend waits (`epoll_wait`, io_uring `wait_cqe`) per request |")

@@ -73,15 +73,6 @@ detail::WakeReason AsyncFd::wait(detail::IoSource* source, Interest direction, s
   return reactor_->wait_ready(source, generation_, fd_, direction, seen, deadline);
 }
 
-detail::WakeReason AsyncFd::wait_readable_idle(detail::IdleWait& wait, std::optional<Deadline> deadline) {
-  const auto source = registration();
-  if (!source) [[unlikely]]
-    return detail::WakeReason::notified;
-  const std::uint32_t seen = (*source)->directions[detail::IoSource::index(Interest::read)].snapshot();
-  if (detail::IoSource::Direction::ready(seen)) return detail::WakeReason::notified;
-  return reactor_->wait_idle(*source, generation_, fd_, seen, wait, deadline);
-}
-
 std::expected<void, std::error_code> AsyncFd::ready(Interest direction, std::optional<Deadline> deadline) {
   if (!source_.load(std::memory_order_acquire)) {
     if (auto ec = register_now()) return std::unexpected(ec);

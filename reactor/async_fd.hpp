@@ -11,7 +11,7 @@
 // AsyncFd that has waited must be closed or destroyed before that Runtime is (its reactor goes with it).
 // Errors: std::expected<T, std::error_code>; a timeout gives std::errc::timed_out; cancellation throws
 // fiberio::Cancelled. Each ready operation counts against the fiber's I/O budget (it yields when spent).
-// try_io_some() and wait_readable_idle() are what runtime/idle_loop.hpp builds on.
+// try_io_some() and registered_source() are what runtime/idle_loop.hpp builds on.
 // on_readable(fd) and on_writable(fd) make a wait for readiness one branch of fiberio::select
 // (executor/select.hpp); such a branch consumes nothing (read afterwards, as after readable()).
 // Thread-safety: one AsyncFd may be read by one fiber and written by another at the same time; several
@@ -98,11 +98,15 @@ class AsyncFd {
     return error;
   }
 
-  // The idle loop's wait (runtime/idle_loop.hpp): returns at once if the fd looks readable, else waits
-  // for readability, the deadline or a cancellation with Reactor::wait_idle(), during which the worker may
-  // release the fiber's stack. Returns why it ended; `wait.end(why)` must follow. An fd that cannot be
-  // registered (closed) returns notified: the handler's next operation reports its fate.
-  detail::WakeReason wait_readable_idle(detail::IdleWait& wait, std::optional<Deadline> deadline);
+  // The fd's registration with its reactor (made now if this is its first use), for code built on the
+  // reactor's internals: the idle loop waits through it (runtime/detail/idle_task.cpp). Empty if the fd
+  // cannot be registered (closed, or not on a worker).
+  detail::SourceHandle registered_source() {
+    const auto source = registration();
+    if (!source) [[unlikely]]
+      return {};
+    return detail::SourceHandle{reactor_, *source, generation_, fd_};
+  }
 
   // Readiness in one direction as a select() branch: completes when the fd is ready that way (as
   // readable()/writable() return), or with an error (errc::bad_file_descriptor once closed).
@@ -156,7 +160,8 @@ class AsyncFd {
           return std::unexpected(std::error_code(errno, std::generic_category()));
       }
       if constexpr (!kWait) {
-        state.clear_if_unchanged(seen);
+        if (detail::IoSource::Direction::ready(seen))
+          state.clear_if_unchanged(seen);  // else nothing to clear
         return std::unexpected(would_block());
       } else {
         if (const auto why = wait(*source, direction, seen, timeout); why != detail::WakeReason::notified)

@@ -126,7 +126,10 @@ inline WakeReason Reactor::park(IoSource* source, std::uint32_t generation, int 
                                 std::uint32_t seen, ParkedFiber& record, std::optional<Deadline> deadline,
                                 Sleep&& sleep) {
   auto& d = source->directions[IoSource::index(direction)];
-  if (source->generation.load(std::memory_order_acquire) != generation || !d.clear_if_unchanged(seen))
+  // A `seen` that was not ready needs no clear: the look at the epoch after publishing (below) catches
+  // any event since, and then the retry is the same. (The usual case: a short transfer cleared it.)
+  if (source->generation.load(std::memory_order_acquire) != generation ||
+      (IoSource::Direction::ready(seen) && !d.clear_if_unchanged(seen)))
     return WakeReason::notified;  // closed meanwhile, or an event came since `seen`: retry
   Fiber* self = record.fiber;
   record.ticket = self->prepare_wait();
