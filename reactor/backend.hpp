@@ -3,8 +3,11 @@
 // Contract ("edge" semantics, so every backend can be cheap):
 //  - add(fd, token) starts watching fd; remove(fd) stops. Events carry the token given to add().
 //  - arm(fd, token, interest) asks for at least one event once fd is, or becomes, ready in `interest`.
-//    Backends that watch continuously (epoll edge-triggered) ignore it; one-shot backends (poll) need it.
 //    It returns true when a thread blocked in wait() must be interrupted to see the new interest.
+//    arming() says when the reactor calls it: one-shot backends (poll) before every wait; a backend that
+//    watches continuously either never, or (epoll) for writability only, once per registration: it
+//    watches readability from add() on and writability from the first arm() for it, so that the events
+//    of a socket nobody has waited to write to carry no writability for the reactor to process.
 //  - wait() blocks up to `timeout` (nullopt: no limit; zero: just look) and fills `out`; it may report
 //    spurious events, so callers must retry the operation rather than trust an event.
 // Thread-safety: add/arm/remove may be called from any thread while another thread is in wait();
@@ -45,15 +48,21 @@ struct ReadinessEvent {
 
 enum class BackendKind : std::uint8_t { automatic, epoll, poll, io_uring };
 
+// When a reactor calls Backend::arm() (the contract above).
+enum class Arming : std::uint8_t {
+  every_wait,   // one-shot: before every wait, in either direction
+  first_write,  // readability is watched from add(); writability from the first arm() for it
+  never,        // both directions are watched from add() on
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
   virtual std::error_code add(int fd, std::uint64_t token) = 0;
   virtual bool arm(int fd, std::uint64_t token, Interest interest) = 0;
-  // False for a backend whose arm() does nothing (it watches continuously): the reactor then skips the
-  // call on every wait. Asked once, when the reactor is made.
-  virtual bool needs_arm() const noexcept { return true; }
+  // When the reactor must call arm() (Arming). Asked once, when the reactor is made.
+  virtual Arming arming() const noexcept { return Arming::every_wait; }
   virtual void remove(int fd) = 0;
   virtual std::size_t wait(std::span<ReadinessEvent> out,
                            std::optional<std::chrono::nanoseconds> timeout) = 0;

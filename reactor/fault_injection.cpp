@@ -33,7 +33,7 @@ class FaultInjectingBackend final : public Backend {
   bool arm(int fd, std::uint64_t token, Interest interest) override {
     return inner_->arm(fd, token, interest);
   }
-  bool needs_arm() const noexcept override { return inner_->needs_arm(); }
+  Arming arming() const noexcept override { return inner_->arming(); }
   void remove(int fd) override {
     {
       std::lock_guard lock(mutex_);

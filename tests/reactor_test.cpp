@@ -531,3 +531,51 @@ TEST_CASE("park slot: a fiber that times out while a waker takes its record leav
   CHECK(left_behind == 0);
   MESSAGE("timeouts: " << timeouts << " of " << kRounds);
 }
+
+// epoll watches an fd's writability only from its first wait to write (Arming::first_write): that first
+// arm must reach the kernel for a writer parked in the slot, for one queued behind it (armed under the
+// source's lock) and for a select() branch, and later waits must need none. A lost arm times out.
+TEST_CASE(
+    "waits to write: writers blocked on a full pipe all wake when it drains, the first time and after") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::Runtime rt{fiberio::Config{.threads = 2, .work_stealing = false, .backend = kind}};
+    Pipe p = make_pipe();
+    register_on_worker_zero(rt, {&p.write_end});  // registered before its first wait to write
+    const auto fill = [&] {
+      std::vector<std::byte> chunk(64 * 1024);
+      while (::write(p.write_end.fd(), chunk.data(), chunk.size()) > 0) {
+      }
+      REQUIRE(errno == EAGAIN);
+    };
+    const auto drain = [&] {  // from this thread, not a fiber: the event comes from the kernel alone
+      std::vector<std::byte> chunk(64 * 1024);
+      while (::read(p.read_end.fd(), chunk.data(), chunk.size()) > 0) {
+      }
+    };
+    std::atomic<int> blocked{0};
+    for (int round = 0; round < 3; ++round) {
+      fill();
+      blocked = 0;
+      std::vector<fiberio::JoinHandle<bool>> writers;
+      for (std::uint32_t i = 0; i < 3; ++i) {  // the first parks in the slot, the others queue
+        writers.push_back(rt.spawn_on(i % 2, [&] {
+          const std::byte one{1};
+          blocked.fetch_add(1);
+          auto n = p.write_end.write(std::span(&one, 1), fiberio::Clock::now() + 5s);
+          return n && *n == 1;
+        }));
+      }
+      writers.push_back(rt.spawn_on(1, [&] {
+        blocked.fetch_add(1);
+        return fiberio::select(fiberio::on_writable(p.write_end), fiberio::on_timeout(5s)).index() == 0;
+      }));
+      while (blocked.load() < 4)
+        std::this_thread::sleep_for(1ms);
+      std::this_thread::sleep_for(20ms);  // into their waits (a write that came too early only succeeds)
+      drain();
+      for (auto& writer : writers)
+        CHECK(writer.join());
+      drain();
+    }
+  });
+}

@@ -17,12 +17,26 @@ EpollBackend::~EpollBackend() {
   ::close(epfd_);
 }
 
+// Edge-triggered. Writability joins the interest set at the first arm() for it: a socket that is only
+// ever written without blocking (the usual request-response server) then gets events for reads alone.
 std::error_code EpollBackend::add(int fd, std::uint64_t token) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = token;
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return {errno, std::generic_category()};
   return {};
+}
+
+// EPOLL_CTL_MOD re-evaluates the fd: if it is writable by now, an event is queued at once, so a waiter
+// that parked before this call cannot miss the edge. Takes effect in a wait() already blocked.
+bool EpollBackend::arm(int fd, std::uint64_t token, Interest interest) {
+  if (!has(interest, Interest::write)) return false;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = token;
+  // Fails only for an fd no longer registered (deregistering it wakes its waiters).
+  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+  return false;
 }
 
 void EpollBackend::remove(int fd) {

@@ -24,10 +24,10 @@
 //    of the last bytes before the end of stream must not hide it (the hang that stopped the first try).
 //  - Every waiter of a direction is woken (they retry; the losers park again); a waiter that timed out or
 //    was cancelled simply refuses the wake, it never swallows readiness meant for another.
-// Thread-safety: `state`, `parked`, `waiting` and `generation` are atomics, for any thread; `fd` and the
-// waiter lists are guarded by `mutex`; `slot` is fixed when the slab chunk is made. The owning reactor's
-// slab keeps the memory alive for the reactor's whole life, and `generation` tells a stale token or handle
-// from a live one.
+// Thread-safety: `state`, `parked`, `waiting`, `generation` and `write_armed` are atomics, for any thread;
+// `fd` and the waiter lists are guarded by `mutex`; `slot` is fixed when the slab chunk is made. The owning
+// reactor's slab keeps the memory alive for the reactor's whole life, and `generation` tells a stale token or
+// handle from a live one.
 #pragma once
 
 #include <fiberio/executor/detail/timer_queue.hpp>
@@ -145,6 +145,9 @@ struct IoSource {
   std::mutex mutex;
   std::atomic<std::uint32_t> generation{0};  // bumped (under mutex) when the slot is freed
   std::uint32_t slot = 0;                    // this source's index in the slab; set once
+  // A first_write backend (Reactor::must_arm) watches this fd for writes: set by the first arm() for a
+  // write, cleared when the slot is registered again; changed under `mutex`, read without it as a hint.
+  std::atomic<bool> write_armed{false};
   int fd = -1;
   Direction directions[2];  // [0] read, [1] write
 

@@ -23,7 +23,7 @@ Reactor::Binding::~Binding() {
 
 Reactor::Reactor(std::unique_ptr<Backend> backend)
     : backend_(std::move(backend)),
-      needs_arm_(backend_->needs_arm()),
+      arming_(backend_->arming()),
       chunks_(new std::atomic<Chunk*>[kMaxChunks]),
       events_(256) {
   for (std::size_t i = 0; i < kMaxChunks; ++i)
@@ -67,6 +67,7 @@ std::error_code Reactor::register_fd(int fd, SourceHandle& out) {
   {
     std::lock_guard lock(source->mutex);
     source->fd = fd;
+    source->write_armed.store(false, std::memory_order_relaxed);
     for (auto& d : source->directions)
       d.signal();  // a fresh fd is tried before anyone waits
     generation = source->generation.load(std::memory_order_relaxed);
@@ -124,7 +125,7 @@ WakeReason Reactor::wait_queued(const SourceHandle& handle, Interest direction, 
     Fiber* self = Fiber::current();
     waiter.fiber = self;
     waiter.ticket = self->prepare_wait();
-    if (needs_arm_) arm(handle, direction);
+    if (must_arm(*source, direction)) arm(handle, direction, true);
     lock.unlock();
     why = self->suspend_until(waiter.ticket, deadline);
     lock.lock();
@@ -148,7 +149,7 @@ bool Reactor::subscribe(const SourceHandle& handle, Interest direction, std::uin
     d.waiters.remove(waiter);
     return waiter.wake();
   }
-  if (needs_arm_) arm(handle, direction);
+  if (must_arm(*source, direction)) arm(handle, direction, true);
   return false;
 }
 
@@ -160,8 +161,22 @@ void Reactor::unsubscribe(const SourceHandle& handle, Interest direction, Waiter
   d.waiting.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void Reactor::arm(const SourceHandle& handle, Interest direction) noexcept {
+void Reactor::arm(const SourceHandle& handle, Interest direction, bool source_locked) noexcept {
   const std::uint64_t token = (std::uint64_t{handle.generation} << 32) | handle.source->slot;
+  if (arming_ == Arming::first_write) {
+    // Once per registration, under the source's lock: a deregistration (and a new registration of the
+    // slot) cannot come between the look at the generation and the arm, so a late arm never hands the
+    // backend a stale token for a reused fd. Concurrent waiters that find the flag set are published in
+    // the same direction already: the event this arm brings wakes them too.
+    std::unique_lock lock(handle.source->mutex, std::defer_lock);
+    if (!source_locked) lock.lock();
+    if (handle.source->generation.load(std::memory_order_relaxed) != handle.generation ||
+        handle.source->write_armed.load(std::memory_order_relaxed))
+      return;
+    handle.source->write_armed.store(true, std::memory_order_relaxed);
+    backend_->arm(handle.fd, token, direction);  // takes effect in a wait() already blocked
+    return;
+  }
   if (backend_->arm(handle.fd, token, direction) && std::this_thread::get_id() != owner_) wake_.notify();
 }
 
@@ -197,7 +212,7 @@ std::size_t Reactor::poll(std::optional<std::chrono::nanoseconds> timeout) {
   for (std::size_t i = 0; i < n; ++i) {
     if (events_[i].token == kWakeToken) {
       wake_.drain();
-      if (needs_arm_) backend_->arm(wake_.fd(), kWakeToken, Interest::read);
+      if (arming_ == Arming::every_wait) backend_->arm(wake_.fd(), kWakeToken, Interest::read);
       continue;
     }
     dispatch(events_[i]);

@@ -103,11 +103,19 @@ class Reactor {
   void dispatch(const ReadinessEvent& event) noexcept;
   // One direction of an event: a new epoch, then the waiters woken (unless the registration is stale).
   void signal(IoSource& source, std::uint32_t generation, IoSource::Direction& d, bool closed) noexcept;
-  // Asks a one-shot backend for an event in `direction` (after the waiter is published).
-  void arm(const SourceHandle& handle, Interest direction) noexcept;
+  // Whether a wait in `direction` on `source` must call arm() (after the waiter is published): before
+  // every wait for a one-shot backend, before the first wait to write for one that watches writability
+  // only once asked (Arming).
+  bool must_arm(const IoSource& source, Interest direction) const noexcept {
+    return arming_ == Arming::every_wait || (arming_ == Arming::first_write && direction == Interest::write &&
+                                             !source.write_armed.load(std::memory_order_relaxed));
+  }
+  // Asks the backend for an event in `direction` (after the waiter is published). `source_locked`: the
+  // caller holds the source's mutex.
+  void arm(const SourceHandle& handle, Interest direction, bool source_locked = false) noexcept;
 
   std::unique_ptr<Backend> backend_;
-  const bool needs_arm_;  // backend_->needs_arm(), asked once
+  const Arming arming_;  // backend_->arming(), asked once
   WakeChannel wake_;
   std::thread::id owner_;
 
@@ -146,8 +154,10 @@ inline WakeReason Reactor::park(IoSource* source, std::uint32_t generation, int 
     if (d.unpark(record) && self->withdraw_wait(record.ticket)) return WakeReason::notified;
     return self->suspend(record.ticket);  // the wait is won (or being won): let that wake complete
   }
-  // Arming after parking: an event that comes before the arm still finds us parked.
-  if (needs_arm_) arm(SourceHandle{this, source, generation, fd}, direction);
+  // Arming after parking: an event that comes before the arm still finds us parked. (A one-shot backend
+  // arms on every wait, so that branch is not unlikely there; epoll arms once per fd, if ever.)
+  if (must_arm(*source, direction)) [[unlikely]]
+    arm(SourceHandle{this, source, generation, fd}, direction);
   return sleep(d, record.ticket);
 }
 

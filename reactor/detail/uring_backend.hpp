@@ -34,7 +34,7 @@ class UringBackend final : public Backend {
   std::string_view name() const override { return "io_uring"; }
   std::error_code add(int fd, std::uint64_t token) override;
   bool arm(int, std::uint64_t, Interest) override { return false; }
-  bool needs_arm() const noexcept override { return false; }
+  Arming arming() const noexcept override { return Arming::never; }
   void remove(int fd) override;
   std::size_t wait(std::span<ReadinessEvent> out, std::optional<std::chrono::nanoseconds> timeout) override;
 
