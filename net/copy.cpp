@@ -338,7 +338,9 @@ IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const 
   bool caller_cancelled = false;
   try {
     // Until both directions have reported: the first error cancels the other direction; a timeout,
-    // seen by the watch, cancels both.
+    // seen by the watch, cancels both. A cancelled direction is joined, not waited for on the channel: a
+    // fiber cancelled before it first ran never enters its body, so it never reports (one worker makes
+    // that the rule: the caller, woken by the failing direction, runs before the other is scheduled).
     Watch watch(options, directions[0], directions[1]);
     for (int reported = 0; reported < 2;) {
       const auto look_at = watch.next();
@@ -346,10 +348,14 @@ IoResult<CopyResult> copy_bidirectional(StreamSocket& a, StreamSocket& b, const 
       if (index) {
         if (first < 0) first = *index;
         ++reported;
-        if (!results[*index]) fibers[1 - *index].cancel();
+        if (!results[*index]) {
+          fibers[1 - *index].cancel();
+          break;
+        }
       } else if ((stopped = watch.look())) {
         fibers[0].cancel();
         fibers[1].cancel();
+        break;
       }
     }
     join(fibers[0]);

@@ -423,3 +423,37 @@ TEST_CASE("copy: the report names the side whose socket failed, and none for a c
     CHECK(clean.a_to_b == 3u);
   });
 }
+
+// A direction that fails at once can make the copy cancel the other one before that fiber ever ran (one
+// worker: the woken caller runs before the queued direction). A fiber cancelled before it runs never
+// enters its body, so the copy must not wait for a report from that body: it waited forever (the soak,
+// tests/apps/test_soak.py, found proxied connections kept after their clients reset).
+TEST_CASE("copy: a client that reset before the relay started ends it at once, even on one worker") {
+  for_each_backend([](fiberio::BackendKind kind) {
+    fiberio::block_on(
+        [] {
+          for (int round = 0; round < 20; ++round) {
+            Relay r = make_relay();
+            const std::array<std::byte, 100> some{};
+            REQUIRE(r.client.write_all(some));
+            REQUIRE(r.client.set_linger(0s));
+            r.client.close();  // a reset waits on the proxy's end before the relay starts
+            fiberio::sleep_for(1ms);
+            auto proxy =
+                fiberio::spawn([&] { return fiberio::copy_bidirectional(r.downstream, r.upstream); });
+            const bool ended = proxy.wait_until(fiberio::Clock::now() + 5s);
+            CHECK(ended);
+            if (!ended) {  // the bug: it would wait forever
+              proxy.cancel();
+              while (!proxy.wait_until(fiberio::Clock::now() + 1s)) {
+              }
+              return;  // the handle's fiber ended cancelled; dropping the handle detaches nothing left
+            }
+            auto moved = proxy.join();
+            REQUIRE_FALSE(moved);
+            CHECK(moved.error() == std::errc::connection_reset);
+          }
+        },
+        fiberio::Config{.threads = 1, .backend = kind});
+  });
+}
